@@ -1,0 +1,254 @@
+// Package config owns spdu-haproxy's configuration file: the TOML schema, its
+// strict decoding (an unknown key is an error), the defaults and the
+// validation of every key. It produces plain values; it starts nothing and
+// knows nothing of sockets, HAProxy or DNS wire formats beyond checking names
+// and addresses.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is the configuration file read when -config is not given.
+const DefaultPath = "/etc/spdu-haproxy/spdu-haproxy.toml"
+
+// Config is the whole configuration of one site's daemon. Each field's doc
+// names its TOML key; defaults are applied by Load (see Defaults).
+type Config struct {
+	// Site is this site's name, used in logs and metrics. Key "site"; required.
+	Site string `toml:"site"`
+	// HAProxy says where and what to poll. Table "[haproxy]".
+	HAProxy HAProxy `toml:"haproxy"`
+	// Health is the site health policy. Table "[health]".
+	Health Health `toml:"health"`
+	// DNS is the authoritative pool zone. Table "[dns]".
+	DNS DNS `toml:"dns"`
+	// Agent is HAProxy's agent-check target. Table "[agent]".
+	Agent Agent `toml:"agent"`
+}
+
+// HAProxy is the "[haproxy]" table: the runtime API to poll.
+type HAProxy struct {
+	// Socket is the runtime API unix socket path (HAProxy management guide,
+	// §9.3 "Unix Socket commands"). Key "haproxy.socket"; default
+	// "/run/haproxy/admin.sock".
+	Socket string `toml:"socket"`
+	// Backend is the backend whose servers carry the service. Key
+	// "haproxy.backend"; required.
+	Backend string `toml:"backend"`
+	// PollInterval is the time between two polls of `show stat`. Key
+	// "haproxy.poll_interval"; default 500ms; 50ms to 1m.
+	PollInterval Duration `toml:"poll_interval"`
+	// PollTimeout is the deadline of one poll. Key "haproxy.poll_timeout";
+	// default half of poll_interval; must be shorter than poll_interval.
+	PollTimeout Duration `toml:"poll_timeout"`
+	// StaleAfter withdraws the site when no poll has succeeded for this long
+	// (fail closed). Key "haproxy.stale_after"; default 2s; must exceed
+	// poll_interval.
+	StaleAfter Duration `toml:"stale_after"`
+}
+
+// Health is the "[health]" table: when the site is fit to serve.
+type Health struct {
+	// MinUp is the number of usable servers needed to serve: an integer, or a
+	// percentage string of the backend's non-backup servers such as "60%"
+	// (rounded up). Key "health.min_up"; default 1.
+	MinUp MinUp `toml:"min_up"`
+	// Rise is the number of consecutive good polls before serving again. Key
+	// "health.rise"; default 2; 1 to 100.
+	Rise int `toml:"rise"`
+	// Fall is the number of consecutive polls below MinUp before withdrawing.
+	// Key "health.fall"; default 2; 1 to 100.
+	Fall int `toml:"fall"`
+}
+
+// DNS is the "[dns]" table: the authoritative pool zone.
+type DNS struct {
+	// Listen lists "host:port" addresses, each served on UDP and TCP. Key
+	// "dns.listen"; default ["0.0.0.0:53"].
+	Listen []string `toml:"listen"`
+	// Zone is the delegated pool zone's apex, a fully qualified name (a
+	// missing final dot is added). Key "dns.zone"; required.
+	Zone string `toml:"zone"`
+	// TTL is the TTL of every record served and the SOA minimum (negative
+	// caching TTL, RFC 2308 §4). Key "dns.ttl"; default 5s; whole seconds,
+	// 1s to 24h.
+	TTL Duration `toml:"ttl"`
+	// Nameservers are the apex NS RRset, fully qualified; the first is the
+	// SOA MNAME. Key "dns.nameservers"; at least one.
+	Nameservers []string `toml:"nameservers"`
+	// Hostmaster is the SOA RNAME as a domain name. Key "dns.hostmaster";
+	// default "hostmaster." followed by the zone.
+	Hostmaster string `toml:"hostmaster"`
+	// Withdraw is the rcode of every zone query while the site is withdrawn:
+	// "refused" or "servfail". Key "dns.withdraw"; default "refused".
+	Withdraw string `toml:"withdraw"`
+	// Records maps an owner name relative to the zone ("@" is the apex) to
+	// its addresses. Tables "[dns.records.NAME]"; at least one.
+	Records map[string]Records `toml:"records"`
+}
+
+// Records is one "[dns.records.NAME]" table.
+type Records struct {
+	// A lists IPv4 addresses (key "a").
+	A []string `toml:"a"`
+	// AAAA lists IPv6 addresses (key "aaaa").
+	AAAA []string `toml:"aaaa"`
+}
+
+// Agent is the "[agent]" table: the agent-check responder (HAProxy
+// configuration manual §5.2 "agent-check").
+type Agent struct {
+	// Listen is the TCP "host:port" HAProxy's agent-check connects to. Key
+	// "agent.listen"; default "127.0.0.1:5555".
+	Listen string `toml:"listen"`
+	// ReadTimeout bounds the read of HAProxy's agent-send line. Key
+	// "agent.read_timeout"; default 1s; 10ms to 10s.
+	ReadTimeout Duration `toml:"read_timeout"`
+}
+
+// Duration is a time.Duration written in TOML as a Go duration string such as
+// "500ms" or "2s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string ("500ms").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration such as \"500ms\": %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Load reads, strictly decodes, fills in defaults and validates the file at
+// path. Errors name the file and the offending key.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse strictly decodes TOML text, applies Defaults and runs Validate. An
+// unknown key, a value of the wrong type and an invalid value are errors that
+// name the key.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, errors.New(oneLine(pe.Error()))
+		}
+		return nil, err
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("unknown key %q", keys[0])
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func oneLine(s string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return first
+}
+
+// Defaults fills every unset key with its documented default.
+func (c *Config) Defaults() {
+	if c.HAProxy.Socket == "" {
+		c.HAProxy.Socket = "/run/haproxy/admin.sock"
+	}
+	if c.HAProxy.PollInterval.Duration == 0 {
+		c.HAProxy.PollInterval.Duration = 500 * time.Millisecond
+	}
+	if c.HAProxy.PollTimeout.Duration == 0 {
+		c.HAProxy.PollTimeout.Duration = c.HAProxy.PollInterval.Duration / 2
+	}
+	if c.HAProxy.StaleAfter.Duration == 0 {
+		c.HAProxy.StaleAfter.Duration = 2 * time.Second
+	}
+	if c.Health.MinUp == (MinUp{}) {
+		c.Health.MinUp = MinUp{Count: 1}
+	}
+	if c.Health.Rise == 0 {
+		c.Health.Rise = 2
+	}
+	if c.Health.Fall == 0 {
+		c.Health.Fall = 2
+	}
+	if c.DNS.Listen == nil {
+		c.DNS.Listen = []string{"0.0.0.0:53"}
+	}
+	if c.DNS.Zone != "" && !strings.HasSuffix(c.DNS.Zone, ".") {
+		c.DNS.Zone += "."
+	}
+	c.DNS.Zone = strings.ToLower(c.DNS.Zone)
+	if c.DNS.TTL.Duration == 0 {
+		c.DNS.TTL.Duration = 5 * time.Second
+	}
+	if c.DNS.Hostmaster == "" && c.DNS.Zone != "" {
+		c.DNS.Hostmaster = "hostmaster." + c.DNS.Zone
+	}
+	if c.DNS.Withdraw == "" {
+		c.DNS.Withdraw = "refused"
+	}
+	if c.Agent.Listen == "" {
+		c.Agent.Listen = "127.0.0.1:5555"
+	}
+	if c.Agent.ReadTimeout.Duration == 0 {
+		c.Agent.ReadTimeout.Duration = time.Second
+	}
+}
+
+// Encode writes the configuration as TOML, as `spdu-haproxy check` prints the
+// effective configuration.
+func (c *Config) Encode() (string, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return "", fmt.Errorf("encode config: %w", err)
+	}
+	return buf.String(), nil
+}
+
+// Addrs returns the validated addresses of r; call it only on a Config that
+// passed Validate (an unparsable address is skipped).
+func (r Records) Addrs() (a, aaaa []netip.Addr) {
+	for _, s := range r.A {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			a = append(a, ip)
+		}
+	}
+	for _, s := range r.AAAA {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			aaaa = append(aaaa, ip)
+		}
+	}
+	return a, aaaa
+}

@@ -1,0 +1,189 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const minimal = `
+site = "alpha"
+[haproxy]
+backend = "api"
+[dns]
+zone = "Pool.Domain.TLD"
+nameservers = ["alpha.domain.tld."]
+[dns.records.api]
+a = ["1.2.3.4"]
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Site: "alpha",
+		HAProxy: HAProxy{
+			Socket:       "/run/haproxy/admin.sock",
+			Backend:      "api",
+			PollInterval: Duration{500 * time.Millisecond},
+			PollTimeout:  Duration{250 * time.Millisecond},
+			StaleAfter:   Duration{2 * time.Second},
+		},
+		Health: Health{MinUp: MinUp{Count: 1}, Rise: 2, Fall: 2},
+		DNS: DNS{
+			Listen:      []string{"0.0.0.0:53"},
+			Zone:        "pool.domain.tld.",
+			TTL:         Duration{5 * time.Second},
+			Nameservers: []string{"alpha.domain.tld."},
+			Hostmaster:  "hostmaster.pool.domain.tld.",
+			Withdraw:    "refused",
+			Records:     map[string]Records{"api": {A: []string{"1.2.3.4"}}},
+		},
+		Agent: Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}},
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("Parse (-want +got):\n%s", diff)
+	}
+}
+
+func TestExamplesAreValid(t *testing.T) {
+	for _, f := range []string{"alpha.toml", "beta.toml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := Load(filepath.Join("..", "..", "examples", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Health.MinUp != (MinUp{Count: 3}) {
+				t.Errorf("min_up = %v, want 3", c.Health.MinUp)
+			}
+		})
+	}
+}
+
+// TestEncodeRoundTrip checks that what `check` prints parses back to the same
+// configuration.
+func TestEncodeRoundTrip(t *testing.T) {
+	for _, extra := range []string{"", "[health]\nmin_up = \"60%\"\n"} {
+		c, err := Parse([]byte(minimal + extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse([]byte(text))
+		if err != nil {
+			t.Fatalf("re-parse of encoded config: %v\n%s", err, text)
+		}
+		if diff := cmp.Diff(c, back); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestMinUp(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want MinUp
+	}{
+		{`3`, MinUp{Count: 3}},
+		{`"3"`, MinUp{Count: 3}},
+		{`"60%"`, MinUp{Percent: 60}},
+		{`"100%"`, MinUp{Percent: 100}},
+	} {
+		c, err := Parse([]byte(minimal + "[health]\nmin_up = " + tc.in + "\n"))
+		if err != nil {
+			t.Errorf("min_up = %s: %v", tc.in, err)
+			continue
+		}
+		if c.Health.MinUp != tc.want {
+			t.Errorf("min_up = %s: got %+v, want %+v", tc.in, c.Health.MinUp, tc.want)
+		}
+	}
+}
+
+// TestInvalid is the table of invalid files: each must fail with exactly the
+// error given, which names the key and the reason.
+func TestInvalid(t *testing.T) {
+	// replace swaps one line of the minimal file; add appends text.
+	replace := func(old, new string) string { return strings.Replace(minimal, old, new, 1) }
+	add := func(s string) string { return minimal + s }
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"unknown top key", "colour = \"blue\"\n" + minimal, `unknown key "colour"`},
+		{"unknown nested key", add("[haproxy.extra]\nx = 1\n"), `unknown key "haproxy.extra"`},
+		{"typo in dns", replace(`zone =`, `zonee = "x."
+zone =`), `unknown key "dns.zonee"`},
+		{"missing site", replace(`site = "alpha"`, ``), `site: required`},
+		{"bad site", replace(`site = "alpha"`, `site = "al pha"`), `site: "al pha" must be 1-63 letters, digits, '.', '_' or '-'`},
+		{"syntax", add("[dns\n"), `toml: line 11 (last key "dns.records.api"): expected '.' or ']' to end table name, but got '\n' instead`},
+		{"wrong type", add("[health]\nrise = \"two\"\n"), `toml: line 11 (last key "health.rise"): incompatible types: TOML value has type string; destination has type integer`},
+		{"missing backend", replace(`backend = "api"`, `socket = "/run/x.sock"`), `haproxy.backend: required`},
+		{"socket not absolute", replace(`backend = "api"`, "backend = \"api\"\nsocket = \"admin.sock\""), `haproxy.socket: "admin.sock" must be an absolute path`},
+		{"backend with space", replace(`backend = "api"`, `backend = "a b"`), `haproxy.backend: "a b" is not a valid HAProxy proxy name`},
+		{"bad duration", replace(`backend = "api"`, "backend = \"api\"\npoll_interval = \"fast\""), `toml: line 5 (last key "haproxy.poll_interval"): not a duration such as "500ms": "fast"`},
+		{"poll too fast", replace(`backend = "api"`, "backend = \"api\"\npoll_interval = \"1ms\""), `haproxy.poll_interval: 1ms must be from 50ms to 1m0s`},
+		{"poll timeout too long", replace(`backend = "api"`, "backend = \"api\"\npoll_timeout = \"1s\""), `haproxy.poll_timeout: 1s must be positive and shorter than haproxy.poll_interval (500ms)`},
+		{"stale too short", replace(`backend = "api"`, "backend = \"api\"\nstale_after = \"100ms\""), `haproxy.stale_after: 100ms must be longer than haproxy.poll_interval (500ms)`},
+		{"min_up zero", add("[health]\nmin_up = 0\n"), `toml: line 11 (last key "health.min_up"): 0 is not a server count from 1 to 100000`},
+		{"min_up percent", add("[health]\nmin_up = \"160%\"\n"), `toml: line 11 (last key "health.min_up"): "160%" is not a percentage from 1% to 100%`},
+		{"min_up word", add("[health]\nmin_up = \"most\"\n"), `toml: line 11 (last key "health.min_up"): "most" is neither a server count nor a percentage such as "60%"`},
+		{"rise negative", add("[health]\nrise = -1\n"), `health.rise: -1 must be from 1 to 100`},
+		{"fall too big", add("[health]\nfall = 1000\n"), `health.fall: 1000 must be from 1 to 100`},
+		{"no listen", replace(`zone =`, "listen = []\nzone ="), `dns.listen: at least one address is required`},
+		{"listen no port", replace(`zone =`, "listen = [\"127.0.0.1\"]\nzone ="), `dns.listen: "127.0.0.1" is not host:port: address 127.0.0.1: missing port in address`},
+		{"listen hostname", replace(`zone =`, "listen = [\"localhost:53\"]\nzone ="), `dns.listen: "localhost:53": host must be an IP address`},
+		{"listen bad port", replace(`zone =`, "listen = [\"127.0.0.1:99999\"]\nzone ="), `dns.listen: "127.0.0.1:99999": port must be a number from 0 to 65535`},
+		{"missing zone", replace(`zone = "Pool.Domain.TLD"`, ``), `dns.zone: required`},
+		{"bad zone", replace(`zone = "Pool.Domain.TLD"`, `zone = "pool..tld"`), `dns.zone: "pool..tld." is not a valid domain name`},
+		{"ttl fraction", replace(`zone =`, "ttl = \"1500ms\"\nzone ="), `dns.ttl: 1.5s must be a whole number of seconds`},
+		{"ttl too long", replace(`zone =`, "ttl = \"48h\"\nzone ="), `dns.ttl: 48h0m0s must be from 1s to 24h0m0s`},
+		{"no nameservers", replace(`nameservers = ["alpha.domain.tld."]`, ``), `dns.nameservers: at least one name server is required`},
+		{"relative nameserver", replace(`["alpha.domain.tld."]`, `["alpha"]`), `dns.nameservers: "alpha" must be fully qualified (end with a dot)`},
+		{"relative hostmaster", replace(`zone =`, "hostmaster = \"root\"\nzone ="), `dns.hostmaster: "root" must be fully qualified (end with a dot)`},
+		{"withdraw word", replace(`zone =`, "withdraw = \"silence\"\nzone ="), `dns.withdraw: "silence" must be "refused" or "servfail"`},
+		{"no records", replace("[dns.records.api]\na = [\"1.2.3.4\"]\n", ""), `dns.records: at least one [dns.records.NAME] table is required`},
+		{"empty record", replace(`a = ["1.2.3.4"]`, ``), `dns.records.api: needs at least one address in a or aaaa`},
+		{"absolute owner", add("[dns.records.\"www.\"]\na = [\"1.2.3.4\"]\n"), `dns.records.www.: owner names are relative to dns.zone; write "www" without the final dot, or "@" for the apex`},
+		{"wildcard owner", add("[dns.records.\"*\"]\na = [\"1.2.3.4\"]\n"), `dns.records.*: wildcard owner names are not supported`},
+		{"duplicate owner", add("[dns.records.API]\na = [\"1.2.3.4\"]\n"), `dns.records.api: same owner name as dns.records.API`},
+		{"a not ip", replace(`a = ["1.2.3.4"]`, `a = ["1.2.3"]`), `dns.records.api.a: "1.2.3" is not an IP address`},
+		{"a is v6", replace(`a = ["1.2.3.4"]`, `a = ["::1"]`), `dns.records.api.a: "::1" is not an IPv4 address`},
+		{"aaaa is v4", replace(`a = ["1.2.3.4"]`, `aaaa = ["1.2.3.4"]`), `dns.records.api.aaaa: "1.2.3.4" is not an IPv6 address`},
+		{"a twice", replace(`a = ["1.2.3.4"]`, `a = ["1.2.3.4", "1.2.3.4"]`), `dns.records.api.a: "1.2.3.4" is listed twice`},
+		{"agent listen", add("[agent]\nlisten = \"5555\"\n"), `agent.listen: "5555" is not host:port: address 5555: missing port in address`},
+		{"agent timeout", add("[agent]\nread_timeout = \"1m\"\n"), `agent.read_timeout: 1m0s must be from 10ms to 10s`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.file))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want error %q", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error:\n got %s\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(p, []byte("site = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), "config "+p+": ") {
+		t.Errorf("Load error = %v, want it to start with the file name", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
+		t.Error("Load of a missing file succeeded")
+	}
+}

@@ -1,0 +1,298 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// MinUp is "health.min_up": either an absolute number of usable servers
+// (Count) or a percentage of the backend's non-backup servers (Percent,
+// rounded up). Exactly one of the two is non-zero.
+type MinUp struct {
+	// Count is the absolute number of usable servers needed, or 0.
+	Count int
+	// Percent is the percentage (1 to 100) of servers needed, or 0.
+	Percent int
+}
+
+// UnmarshalTOML accepts an integer (3) or a percentage string ("60%").
+func (m *MinUp) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 1 || x > 100000 {
+			return fmt.Errorf("%d is not a server count from 1 to 100000", x)
+		}
+		*m = MinUp{Count: int(x)}
+		return nil
+	case string:
+		num, ok := strings.CutSuffix(strings.TrimSpace(x), "%")
+		if !ok {
+			n, err := strconv.Atoi(num)
+			if err != nil || n < 1 {
+				return fmt.Errorf("%q is neither a server count nor a percentage such as \"60%%\"", x)
+			}
+			*m = MinUp{Count: n}
+			return nil
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(num))
+		if err != nil || n < 1 || n > 100 {
+			return fmt.Errorf("%q is not a percentage from 1%% to 100%%", x)
+		}
+		*m = MinUp{Percent: n}
+		return nil
+	default:
+		return fmt.Errorf("want an integer or a percentage string, got %T", v)
+	}
+}
+
+// MarshalTOML writes the count as an integer and a percentage as a string.
+func (m MinUp) MarshalTOML() ([]byte, error) {
+	if m.Percent > 0 {
+		return []byte(strconv.Quote(m.String())), nil
+	}
+	return []byte(strconv.Itoa(m.Count)), nil
+}
+
+// String returns "3" or "60%".
+func (m MinUp) String() string {
+	if m.Percent > 0 {
+		return strconv.Itoa(m.Percent) + "%"
+	}
+	return strconv.Itoa(m.Count)
+}
+
+var (
+	siteRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	backendRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
+)
+
+// Validate checks every key and returns the first problem as an error of the
+// form "KEY: reason". It expects Defaults to have run.
+func (c *Config) Validate() error {
+	if c.Site == "" {
+		return fmt.Errorf("site: required")
+	}
+	if !siteRe.MatchString(c.Site) {
+		return fmt.Errorf("site: %q must be 1-63 letters, digits, '.', '_' or '-'", c.Site)
+	}
+	if err := c.HAProxy.validate(); err != nil {
+		return err
+	}
+	if err := c.Health.validate(); err != nil {
+		return err
+	}
+	if err := c.DNS.validate(); err != nil {
+		return err
+	}
+	return c.Agent.validate()
+}
+
+func (h *HAProxy) validate() error {
+	if !filepath.IsAbs(h.Socket) {
+		return fmt.Errorf("haproxy.socket: %q must be an absolute path", h.Socket)
+	}
+	if h.Backend == "" {
+		return fmt.Errorf("haproxy.backend: required")
+	}
+	if !backendRe.MatchString(h.Backend) {
+		return fmt.Errorf("haproxy.backend: %q is not a valid HAProxy proxy name", h.Backend)
+	}
+	if err := within("haproxy.poll_interval", h.PollInterval.Duration, 50*time.Millisecond, time.Minute); err != nil {
+		return err
+	}
+	if h.PollTimeout.Duration <= 0 || h.PollTimeout.Duration >= h.PollInterval.Duration {
+		return fmt.Errorf("haproxy.poll_timeout: %s must be positive and shorter than haproxy.poll_interval (%s)", h.PollTimeout.Duration, h.PollInterval.Duration)
+	}
+	if h.StaleAfter.Duration <= h.PollInterval.Duration {
+		return fmt.Errorf("haproxy.stale_after: %s must be longer than haproxy.poll_interval (%s)", h.StaleAfter.Duration, h.PollInterval.Duration)
+	}
+	return nil
+}
+
+func (h *Health) validate() error {
+	if h.MinUp.Count < 0 || h.MinUp.Percent < 0 || h.MinUp.Percent > 100 || (h.MinUp.Count == 0) == (h.MinUp.Percent == 0) {
+		return fmt.Errorf("health.min_up: %s is not a server count or a percentage from 1%% to 100%%", h.MinUp)
+	}
+	if h.Rise < 1 || h.Rise > 100 {
+		return fmt.Errorf("health.rise: %d must be from 1 to 100", h.Rise)
+	}
+	if h.Fall < 1 || h.Fall > 100 {
+		return fmt.Errorf("health.fall: %d must be from 1 to 100", h.Fall)
+	}
+	return nil
+}
+
+func (d *DNS) validate() error {
+	if len(d.Listen) == 0 {
+		return fmt.Errorf("dns.listen: at least one address is required")
+	}
+	for _, a := range d.Listen {
+		if err := hostPort("dns.listen", a); err != nil {
+			return err
+		}
+	}
+	if d.Zone == "" {
+		return fmt.Errorf("dns.zone: required")
+	}
+	if err := domainName("dns.zone", d.Zone); err != nil {
+		return err
+	}
+	if d.Zone == "." {
+		return fmt.Errorf("dns.zone: the root zone cannot be a pool zone")
+	}
+	if d.TTL.Duration%time.Second != 0 {
+		return fmt.Errorf("dns.ttl: %s must be a whole number of seconds", d.TTL.Duration)
+	}
+	if err := within("dns.ttl", d.TTL.Duration, time.Second, 24*time.Hour); err != nil {
+		return err
+	}
+	if len(d.Nameservers) == 0 {
+		return fmt.Errorf("dns.nameservers: at least one name server is required")
+	}
+	for _, ns := range d.Nameservers {
+		if !dns.IsFqdn(ns) {
+			return fmt.Errorf("dns.nameservers: %q must be fully qualified (end with a dot)", ns)
+		}
+		if err := domainName("dns.nameservers", ns); err != nil {
+			return err
+		}
+	}
+	if !dns.IsFqdn(d.Hostmaster) {
+		return fmt.Errorf("dns.hostmaster: %q must be fully qualified (end with a dot)", d.Hostmaster)
+	}
+	if err := domainName("dns.hostmaster", d.Hostmaster); err != nil {
+		return err
+	}
+	switch d.Withdraw {
+	case "refused", "servfail":
+	default:
+		return fmt.Errorf("dns.withdraw: %q must be \"refused\" or \"servfail\"", d.Withdraw)
+	}
+	if len(d.Records) == 0 {
+		return fmt.Errorf("dns.records: at least one [dns.records.NAME] table is required")
+	}
+	owners := make([]string, 0, len(d.Records))
+	for o := range d.Records {
+		owners = append(owners, o)
+	}
+	sort.Strings(owners)
+	seen := map[string]string{}
+	for _, o := range owners {
+		key := "dns.records." + o
+		if err := owner(key, o, d.Zone); err != nil {
+			return err
+		}
+		if prev, dup := seen[strings.ToLower(o)]; dup {
+			return fmt.Errorf("%s: same owner name as dns.records.%s", key, prev)
+		}
+		seen[strings.ToLower(o)] = o
+		r := d.Records[o]
+		if len(r.A) == 0 && len(r.AAAA) == 0 {
+			return fmt.Errorf("%s: needs at least one address in a or aaaa", key)
+		}
+		if err := addrs(key+".a", r.A, true); err != nil {
+			return err
+		}
+		if err := addrs(key+".aaaa", r.AAAA, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RcodeWithdraw returns the DNS rcode (RFC 1035 §4.1.1) of dns.withdraw.
+func (d *DNS) RcodeWithdraw() int {
+	if d.Withdraw == "servfail" {
+		return dns.RcodeServerFailure
+	}
+	return dns.RcodeRefused
+}
+
+// Owner returns the fully qualified, lower-case owner name of a
+// "[dns.records.NAME]" key within the zone.
+func (d *DNS) Owner(name string) string {
+	if name == "@" {
+		return d.Zone
+	}
+	return strings.ToLower(name) + "." + d.Zone
+}
+
+func (a *Agent) validate() error {
+	if err := hostPort("agent.listen", a.Listen); err != nil {
+		return err
+	}
+	return within("agent.read_timeout", a.ReadTimeout.Duration, 10*time.Millisecond, 10*time.Second)
+}
+
+func within(key string, d, lo, hi time.Duration) error {
+	if d < lo || d > hi {
+		return fmt.Errorf("%s: %s must be from %s to %s", key, d, lo, hi)
+	}
+	return nil
+}
+
+func hostPort(key, a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not host:port: %w", key, a, err)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%s: %q: host must be an IP address", key, a)
+		}
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || (p == 0 && port != "0") {
+		return fmt.Errorf("%s: %q: port must be a number from 0 to 65535", key, a)
+	}
+	return nil
+}
+
+func domainName(key, name string) error {
+	if _, ok := dns.IsDomainName(name); !ok || strings.ContainsAny(name, " \t\\") {
+		return fmt.Errorf("%s: %q is not a valid domain name", key, name)
+	}
+	return nil
+}
+
+func owner(key, o, zone string) error {
+	if o == "@" {
+		return nil
+	}
+	if strings.HasSuffix(o, ".") {
+		return fmt.Errorf("%s: owner names are relative to dns.zone; write %q without the final dot, or \"@\" for the apex", key, strings.TrimSuffix(o, "."))
+	}
+	if strings.Contains(o, "*") {
+		return fmt.Errorf("%s: wildcard owner names are not supported", key)
+	}
+	return domainName(key, o+"."+zone)
+}
+
+func addrs(key string, list []string, v4 bool) error {
+	seen := map[netip.Addr]bool{}
+	for _, s := range list {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not an IP address", key, s)
+		}
+		if v4 && !ip.Is4() {
+			return fmt.Errorf("%s: %q is not an IPv4 address", key, s)
+		}
+		if !v4 && (!ip.Is6() || ip.Is4In6()) {
+			return fmt.Errorf("%s: %q is not an IPv6 address", key, s)
+		}
+		if seen[ip] {
+			return fmt.Errorf("%s: %q is listed twice", key, s)
+		}
+		seen[ip] = true
+	}
+	return nil
+}
