@@ -1,0 +1,43 @@
+# spdu-haproxy: build, test and demo. Every target works on a fresh Debian
+# machine: the ones that need HAProxy or dig install them first.
+GO        ?= go
+BIN       := bin
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build test demo deps vet check-examples clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/spdu-haproxy ./cmd/spdu-haproxy
+	$(GO) build -o $(BIN)/demo-backend ./cmd/demo-backend
+
+# deps installs the Debian packages the tests and the demo run (HAProxy 2.6
+# and dig), only when missing.
+deps:
+	@missing=""; \
+	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v dig >/dev/null 2>&1 || missing="$$missing bind9-dnsutils"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+
+check-examples: deps
+	/usr/sbin/haproxy -c -f examples/haproxy.cfg
+	$(GO) run ./cmd/spdu-haproxy check -config examples/alpha.toml >/dev/null
+	$(GO) run ./cmd/spdu-haproxy check -config examples/beta.toml >/dev/null
+
+test: deps vet check-examples
+	$(GO) test -race -count=1 ./...
+
+demo: deps build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)
