@@ -40,10 +40,10 @@ for i in 1 2 3 4 5; do
   bin/demo-backend -listen "127.0.0.1:444$i" -name "s$i" & backend_pid[$i]=$!; pids+=($!)
 done
 
-say "starting HAProxy with examples/haproxy.cfg (demo ports)"
+say "starting HAProxy with examples/haproxy.cfg (demo ports; its log: $work/haproxy.log)"
 SPDU_DEMO=1 HTTP_BIND="127.0.0.1:$HTTP_PORT" BACKUP_BIND=127.0.0.1:18443 \
   STATS_SOCKET="$work/admin.sock" AGENT_PORT="$AGENT_PORT" PEER_SITE=127.0.0.2 THUMB=demo-thumbprint \
-  /usr/sbin/haproxy -db -f examples/haproxy.cfg & pids+=($!)
+  /usr/sbin/haproxy -db -f examples/haproxy.cfg >"$work/haproxy.log" 2>&1 & pids+=($!)
 
 cat > "$work/demo.toml" <<EOF
 site = "demo"
@@ -88,6 +88,8 @@ start=$(now_ms)
 for i in 1 2 3; do kill "${backend_pid[$i]}"; done
 wait_for REFUSED 20
 echo "first REFUSED $(( $(now_ms) - start )) ms after the backends stopped"
+echo "(HAProxy needs about 2 s to mark them down: check inter 1s fall 2; spdu-haproxy then withdraws"
+echo " after fall = 2 polls of 500 ms)"
 dig @127.0.0.1 -p "$DNS_PORT" +norec api.$ZONE A | grep status
 
 say "starting s1 s2 s3 again"

@@ -1,0 +1,140 @@
+// Command spdu-haproxy keeps a multi-site HTTP service reachable when a whole
+// site fails: it reads the local HAProxy's runtime API, serves the delegated
+// pool zone only while enough servers of the service backend are usable, and
+// answers HAProxy's agent-checks.
+//
+// Usage:
+//
+//	spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console]
+//	spdu-haproxy check [-config FILE]
+//	spdu-haproxy version
+//
+// This package only parses the command line, builds the components and runs
+// them; it is the only place that exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/spdu/spdu-haproxy/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks a command-line mistake: exit code 2.
+var errUsage = errors.New("usage")
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "spdu-haproxy: %v\n", err)
+		return 1
+	}
+}
+
+const usage = `usage:
+  spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console]
+  spdu-haproxy check [-config FILE]
+  spdu-haproxy version
+`
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("spdu-haproxy "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file (TOML)")
+	switch cmd {
+	case "run":
+		level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+		format := fs.String("log-format", "json", "log format: json or console")
+		if err := fs.Parse(rest); err != nil {
+			return errUsage
+		}
+		logger, err := newLogger(stderr, *level, *format)
+		if err != nil {
+			fmt.Fprintf(stderr, "spdu-haproxy: %v\n", err)
+			return errUsage
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, logger, cfg)
+	case "check":
+		if err := fs.Parse(rest); err != nil {
+			return errUsage
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		text, err := cfg.Encode()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "# %s: valid; effective configuration with defaults:\n%s", *cfgPath, text)
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, "spdu-haproxy", versionString())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "spdu-haproxy: unknown command %q\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Nop(), fmt.Errorf("-log-level: %q is not one of debug, info, warn, error", level)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	default:
+		return zerolog.Nop(), fmt.Errorf("-log-format: %q is not json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
