@@ -34,6 +34,32 @@ type Config struct {
 	DNS DNS `toml:"dns"`
 	// Agent is HAProxy's agent-check target. Table "[agent]".
 	Agent Agent `toml:"agent"`
+	// Metrics is the Prometheus and JSON status listener. Table "[metrics]".
+	Metrics Metrics `toml:"metrics"`
+	// Notify says whom to tell of state changes. Table "[notify]".
+	Notify Notify `toml:"notify"`
+}
+
+// Metrics is the "[metrics]" table.
+type Metrics struct {
+	// Listen is the TCP "host:port" serving /metrics (Prometheus text
+	// format) and /status (JSON); "off" disables it. Key "metrics.listen";
+	// default "127.0.0.1:9405".
+	Listen string `toml:"listen"`
+}
+
+// Notify is the "[notify]" table: optional notifications on every site state
+// change. Both are off when empty.
+type Notify struct {
+	// Exec is a command and its arguments, run with the event in SPDU_*
+	// environment variables and as JSON on standard input. Key "notify.exec".
+	Exec []string `toml:"exec"`
+	// Webhook is an http or https URL the event JSON is POSTed to. Key
+	// "notify.webhook".
+	Webhook string `toml:"webhook"`
+	// Timeout bounds one command run or one POST. Key "notify.timeout";
+	// default 10s; 100ms to 5m.
+	Timeout Duration `toml:"timeout"`
 }
 
 // HAProxy is the "[haproxy]" table: the runtime API to poll.
@@ -89,6 +115,10 @@ type DNS struct {
 	// Hostmaster is the SOA RNAME as a domain name. Key "dns.hostmaster";
 	// default "hostmaster." followed by the zone.
 	Hostmaster string `toml:"hostmaster"`
+	// ShutdownGrace is how long the zone is answered with the withdraw rcode
+	// after SIGTERM or SIGINT before the daemon exits, so resolvers move on
+	// without timing out. Key "dns.shutdown_grace"; default 2s; 0s to 1m.
+	ShutdownGrace *Duration `toml:"shutdown_grace"`
 	// Withdraw is the rcode of every zone query while the site is withdrawn:
 	// "refused" or "servfail". Key "dns.withdraw"; default "refused".
 	Withdraw string `toml:"withdraw"`
@@ -224,6 +254,15 @@ func (c *Config) Defaults() {
 	}
 	if c.Agent.ReadTimeout.Duration == 0 {
 		c.Agent.ReadTimeout.Duration = time.Second
+	}
+	if c.DNS.ShutdownGrace == nil {
+		c.DNS.ShutdownGrace = &Duration{2 * time.Second}
+	}
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = "127.0.0.1:9405"
+	}
+	if c.Notify.Timeout.Duration == 0 {
+		c.Notify.Timeout.Duration = 10 * time.Second
 	}
 }
 

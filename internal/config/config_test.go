@@ -37,15 +37,18 @@ func TestParseDefaults(t *testing.T) {
 		},
 		Health: Health{MinUp: MinUp{Count: 1}, Rise: 2, Fall: 2},
 		DNS: DNS{
-			Listen:      []string{"0.0.0.0:53"},
-			Zone:        "pool.domain.tld.",
-			TTL:         Duration{5 * time.Second},
-			Nameservers: []string{"alpha.domain.tld."},
-			Hostmaster:  "hostmaster.pool.domain.tld.",
-			Withdraw:    "refused",
-			Records:     map[string]Records{"api": {A: []string{"1.2.3.4"}}},
+			Listen:        []string{"0.0.0.0:53"},
+			Zone:          "pool.domain.tld.",
+			TTL:           Duration{5 * time.Second},
+			Nameservers:   []string{"alpha.domain.tld."},
+			Hostmaster:    "hostmaster.pool.domain.tld.",
+			Withdraw:      "refused",
+			ShutdownGrace: &Duration{2 * time.Second},
+			Records:       map[string]Records{"api": {A: []string{"1.2.3.4"}}},
 		},
-		Agent: Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}},
+		Agent:   Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}},
+		Metrics: Metrics{Listen: "127.0.0.1:9405"},
+		Notify:  Notify{Timeout: Duration{10 * time.Second}},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
@@ -161,6 +164,12 @@ zone =`), `unknown key "dns.zonee"`},
 		{"a twice", replace(`a = ["1.2.3.4"]`, `a = ["1.2.3.4", "1.2.3.4"]`), `dns.records.api.a: "1.2.3.4" is listed twice`},
 		{"agent listen", add("[agent]\nlisten = \"5555\"\n"), `agent.listen: "5555" is not host:port: address 5555: missing port in address`},
 		{"agent timeout", add("[agent]\nread_timeout = \"1m\"\n"), `agent.read_timeout: 1m0s must be from 10ms to 10s`},
+		{"grace too long", replace(`zone =`, "shutdown_grace = \"2m\"\nzone ="), `dns.shutdown_grace: 2m0s must be from 0s to 1m0s`},
+		{"metrics listen", add("[metrics]\nlisten = \"localhost\"\n"), `metrics.listen: "localhost" is not host:port: address localhost: missing port in address`},
+		{"notify empty exec", add("[notify]\nexec = []\n"), `notify.exec: needs a command, e.g. ["/usr/local/bin/notify", "--site"]`},
+		{"notify relative exec", add("[notify]\nexec = [\"mail\"]\n"), `notify.exec: command "mail" must be an absolute path`},
+		{"notify webhook", add("[notify]\nwebhook = \"ftp://x\"\n"), `notify.webhook: "ftp://x" is not an http or https URL`},
+		{"notify timeout", add("[notify]\ntimeout = \"1ms\"\n"), `notify.timeout: 1ms must be from 100ms to 5m0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.file))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -93,7 +94,31 @@ func (c *Config) Validate() error {
 	if err := c.DNS.validate(); err != nil {
 		return err
 	}
-	return c.Agent.validate()
+	if err := c.Agent.validate(); err != nil {
+		return err
+	}
+	if c.Metrics.Listen != "off" {
+		if err := hostPort("metrics.listen", c.Metrics.Listen); err != nil {
+			return err
+		}
+	}
+	return c.Notify.validate()
+}
+
+func (n *Notify) validate() error {
+	if n.Exec != nil && (len(n.Exec) == 0 || n.Exec[0] == "") {
+		return fmt.Errorf("notify.exec: needs a command, e.g. [\"/usr/local/bin/notify\", \"--site\"]")
+	}
+	if len(n.Exec) > 0 && !filepath.IsAbs(n.Exec[0]) {
+		return fmt.Errorf("notify.exec: command %q must be an absolute path", n.Exec[0])
+	}
+	if n.Webhook != "" {
+		u, err := url.Parse(n.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("notify.webhook: %q is not an http or https URL", n.Webhook)
+		}
+	}
+	return within("notify.timeout", n.Timeout.Duration, 100*time.Millisecond, 5*time.Minute)
 }
 
 func (h *HAProxy) validate() error {
@@ -170,6 +195,9 @@ func (d *DNS) validate() error {
 		return fmt.Errorf("dns.hostmaster: %q must be fully qualified (end with a dot)", d.Hostmaster)
 	}
 	if err := domainName("dns.hostmaster", d.Hostmaster); err != nil {
+		return err
+	}
+	if err := within("dns.shutdown_grace", d.ShutdownGrace.Duration, 0, time.Minute); err != nil {
 		return err
 	}
 	switch d.Withdraw {

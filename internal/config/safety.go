@@ -1,0 +1,39 @@
+package config
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// CheckFileSafety refuses a file that someone other than root or the running
+// user could change, as the original spdu did: the configuration decides what
+// the world is told about the site. The file must be a regular file owned by
+// uid 0 or by the effective uid, with neither group nor others allowed to
+// write it. The returned error says exactly which rule failed; the same check
+// serves the drain state file and the DNS cookie secret.
+func CheckFileSafety(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	return checkMode(path, fi, os.Geteuid())
+}
+
+func checkMode(path string, fi fs.FileInfo, euid int) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("%s: mode %04o lets group or others write it; run chmod go-w %s (or pass -allow-insecure-config for development)", path, perm, path)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read the file's owner", path)
+	}
+	if int(st.Uid) != 0 && int(st.Uid) != euid {
+		return fmt.Errorf("%s: owned by uid %d, not by root or the running user (uid %d); run chown root %s (or pass -allow-insecure-config for development)", path, st.Uid, euid, path)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package metrics owns what spdu-haproxy exports for monitoring: the
+// Prometheus metrics (names spdu_<subsystem>_<name>, with _total and _seconds
+// as the Prometheus naming conventions say) and the HTTP listener that serves
+// them at /metrics beside the JSON status at /status. Site metrics are read
+// from the latest published state at scrape time, so the poll and DNS paths
+// pay nothing for them. The registry is passed in; nothing here is global.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Site is what the site metrics are read from at each scrape: a copy of the
+// poller's latest state.
+type Site struct {
+	// Serving is true while the zone is answered.
+	Serving bool
+	// Since is when Serving last changed.
+	Since time.Time
+	// Usable, Total and Required count servers of the last successful poll.
+	Usable, Total, Required int
+	// Polls and PollErrors count polls done and failed since start.
+	Polls, PollErrors uint64
+	// LastPollDuration is how long the latest poll took.
+	LastPollDuration time.Duration
+	// LastGood is when the last successful poll finished (zero: never).
+	LastGood time.Time
+	// Drained is true while an operator's site drain is in force.
+	Drained bool
+	// Weights is the agent weight advertised per server, in percent of the
+	// configured weight.
+	Weights map[string]int
+}
+
+// DNS is what the DNS metrics are read from at each scrape.
+type DNS struct {
+	// Queries counts answered queries by transport ("udp", "tcp"), query
+	// type ("A", "AAAA", ..., "other") and rcode ("NOERROR", "NXDOMAIN",
+	// "REFUSED", ...).
+	Queries map[QueryKey]uint64
+	// RateLimited counts responses dropped or truncated by response rate
+	// limiting, by action ("drop", "slip").
+	RateLimited map[string]uint64
+}
+
+// QueryKey labels one DNS query counter.
+type QueryKey struct{ Transport, Type, Rcode string }
+
+// Collector is a prometheus.Collector that reads Site and DNS values from
+// functions at scrape time. Either function may be nil.
+type Collector struct {
+	site func() Site
+	dns  func() DNS
+	now  func() time.Time
+
+	serving, timeInState, usable, total, required *prometheus.Desc
+	polls, pollErrors, pollDuration, staleness    *prometheus.Desc
+	drained, weight                               *prometheus.Desc
+	queries, rateLimited                          *prometheus.Desc
+}
+
+// NewCollector returns a Collector; register it with Register.
+func NewCollector(site func() Site, dns func() DNS) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &Collector{
+		site: site, dns: dns, now: time.Now,
+		serving:      d("spdu_site_serving", "1 while the site answers for the pool zone, 0 while withdrawn."),
+		timeInState:  d("spdu_site_time_in_state_seconds", "Seconds since the site last switched between serving and withdrawn."),
+		usable:       d("spdu_haproxy_servers_usable", "Non-backup servers of the backend that would get new traffic, as of the last successful poll."),
+		total:        d("spdu_haproxy_servers", "Non-backup servers of the backend, as of the last successful poll."),
+		required:     d("spdu_haproxy_servers_required", "Usable servers needed to serve (health.min_up)."),
+		polls:        d("spdu_haproxy_polls_total", "Polls of the runtime API (show stat), successful or not."),
+		pollErrors:   d("spdu_haproxy_poll_errors_total", "Polls of the runtime API that failed."),
+		pollDuration: d("spdu_haproxy_poll_duration_seconds", "Duration of the latest poll."),
+		staleness:    d("spdu_haproxy_last_success_age_seconds", "Seconds since the last successful poll (-1 before the first)."),
+		drained:      d("spdu_site_drained", "1 while an operator's site drain is in force."),
+		weight:       d("spdu_agent_weight_percent", "Agent-check weight advertised per server, percent of the configured weight.", "server"),
+		queries:      d("spdu_dns_queries_total", "DNS queries answered, by transport, query type and rcode.", "transport", "type", "rcode"),
+		rateLimited:  d("spdu_dns_ratelimited_total", "DNS responses dropped or truncated by response rate limiting.", "action"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.serving, c.timeInState, c.usable, c.total, c.required, c.polls,
+		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.queries, c.rateLimited} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if c.site != nil {
+		s := c.site()
+		now := c.now()
+		gauge(c.serving, b2f(s.Serving))
+		gauge(c.timeInState, now.Sub(s.Since).Seconds())
+		gauge(c.usable, float64(s.Usable))
+		gauge(c.total, float64(s.Total))
+		gauge(c.required, float64(s.Required))
+		counter(c.polls, s.Polls)
+		counter(c.pollErrors, s.PollErrors)
+		gauge(c.pollDuration, s.LastPollDuration.Seconds())
+		age := -1.0
+		if !s.LastGood.IsZero() {
+			age = now.Sub(s.LastGood).Seconds()
+		}
+		gauge(c.staleness, age)
+		gauge(c.drained, b2f(s.Drained))
+		for server, w := range s.Weights {
+			gauge(c.weight, float64(w), server)
+		}
+	}
+	if c.dns != nil {
+		d := c.dns()
+		for k, v := range d.Queries {
+			counter(c.queries, v, k.Transport, k.Type, k.Rcode)
+		}
+		for action, v := range d.RateLimited {
+			counter(c.rateLimited, v, action)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Agent counts agent-check replies by kind; it is safe for concurrent use.
+type Agent struct {
+	replies *prometheus.CounterVec
+}
+
+// NewAgent registers spdu_agent_replies_total{kind} on reg. Kinds: "weight"
+// (a percentage), "nochange" (an empty reply for an unknown or bad request),
+// "drain", "ready", "dry_run".
+func NewAgent(reg prometheus.Registerer) (*Agent, error) {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spdu_agent_replies_total",
+		Help: "Agent-check replies sent to HAProxy, by kind.",
+	}, []string{"kind"})
+	if err := reg.Register(v); err != nil {
+		return nil, err
+	}
+	return &Agent{replies: v}, nil
+}
+
+// Observe counts one reply line (without its newline).
+func (a *Agent) Observe(reply string) { a.replies.WithLabelValues(ReplyKind(reply)).Inc() }
+
+// ReplyKind classifies an agent reply line for spdu_agent_replies_total.
+func ReplyKind(reply string) string {
+	switch {
+	case reply == "":
+		return "nochange"
+	case len(reply) > 0 && reply[0] == '#':
+		return "dry_run"
+	case reply[len(reply)-1] == '%':
+		if _, err := strconv.Atoi(reply[:len(reply)-1]); err == nil {
+			return "weight"
+		}
+	case reply == "drain" || reply == "ready":
+		return reply
+	}
+	return "other"
+}

@@ -1,0 +1,134 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func TestCollector(t *testing.T) {
+	c := NewCollector(func() Site {
+		return Site{Serving: true, Since: t0.Add(-90 * time.Second), Usable: 4, Total: 5, Required: 3,
+			Polls: 120, PollErrors: 2, LastPollDuration: 1500 * time.Microsecond, LastGood: t0.Add(-250 * time.Millisecond),
+			Weights: map[string]int{"s1": 100, "s2": 40}}
+	}, func() DNS {
+		return DNS{
+			Queries:     map[QueryKey]uint64{{"udp", "A", "NOERROR"}: 7, {"tcp", "AAAA", "REFUSED"}: 1},
+			RateLimited: map[string]uint64{"slip": 3, "drop": 4},
+		}
+	})
+	c.now = func() time.Time { return t0 }
+	want := `
+# HELP spdu_site_serving 1 while the site answers for the pool zone, 0 while withdrawn.
+# TYPE spdu_site_serving gauge
+spdu_site_serving 1
+# HELP spdu_site_time_in_state_seconds Seconds since the site last switched between serving and withdrawn.
+# TYPE spdu_site_time_in_state_seconds gauge
+spdu_site_time_in_state_seconds 90
+# HELP spdu_haproxy_servers_usable Non-backup servers of the backend that would get new traffic, as of the last successful poll.
+# TYPE spdu_haproxy_servers_usable gauge
+spdu_haproxy_servers_usable 4
+# HELP spdu_haproxy_servers Non-backup servers of the backend, as of the last successful poll.
+# TYPE spdu_haproxy_servers gauge
+spdu_haproxy_servers 5
+# HELP spdu_haproxy_servers_required Usable servers needed to serve (health.min_up).
+# TYPE spdu_haproxy_servers_required gauge
+spdu_haproxy_servers_required 3
+# HELP spdu_haproxy_polls_total Polls of the runtime API (show stat), successful or not.
+# TYPE spdu_haproxy_polls_total counter
+spdu_haproxy_polls_total 120
+# HELP spdu_haproxy_poll_errors_total Polls of the runtime API that failed.
+# TYPE spdu_haproxy_poll_errors_total counter
+spdu_haproxy_poll_errors_total 2
+# HELP spdu_haproxy_poll_duration_seconds Duration of the latest poll.
+# TYPE spdu_haproxy_poll_duration_seconds gauge
+spdu_haproxy_poll_duration_seconds 0.0015
+# HELP spdu_haproxy_last_success_age_seconds Seconds since the last successful poll (-1 before the first).
+# TYPE spdu_haproxy_last_success_age_seconds gauge
+spdu_haproxy_last_success_age_seconds 0.25
+# HELP spdu_site_drained 1 while an operator's site drain is in force.
+# TYPE spdu_site_drained gauge
+spdu_site_drained 0
+# HELP spdu_agent_weight_percent Agent-check weight advertised per server, percent of the configured weight.
+# TYPE spdu_agent_weight_percent gauge
+spdu_agent_weight_percent{server="s1"} 100
+spdu_agent_weight_percent{server="s2"} 40
+# HELP spdu_dns_queries_total DNS queries answered, by transport, query type and rcode.
+# TYPE spdu_dns_queries_total counter
+spdu_dns_queries_total{rcode="NOERROR",transport="udp",type="A"} 7
+spdu_dns_queries_total{rcode="REFUSED",transport="tcp",type="AAAA"} 1
+# HELP spdu_dns_ratelimited_total DNS responses dropped or truncated by response rate limiting.
+# TYPE spdu_dns_ratelimited_total counter
+spdu_dns_ratelimited_total{action="drop"} 4
+spdu_dns_ratelimited_total{action="slip"} 3
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestReplyKind(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "nochange", "100%": "weight", "7%": "weight", "drain": "drain", "ready": "ready",
+		"#dry-run: would reply 50%": "dry_run", "up": "other", "x%": "other",
+	} {
+		if got := ReplyKind(in); got != want {
+			t.Errorf("ReplyKind(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestServer scrapes a real listener.
+func TestServer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	agent, err := NewAgent(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.Observe("100%")
+	agent.Observe("100%")
+	agent.Observe("")
+	srv, err := NewServer(zerolog.Nop(), "127.0.0.1:0", reg, func() any { return map[string]string{"site": "alpha"} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	get := func(path string) string {
+		resp, err := http.Get("http://" + srv.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	m := get("/metrics")
+	for _, want := range []string{`spdu_agent_replies_total{kind="weight"} 2`, `spdu_agent_replies_total{kind="nochange"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, m)
+		}
+	}
+	if s := get("/status"); !strings.Contains(s, `"site": "alpha"`) {
+		t.Errorf("/status = %q", s)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
