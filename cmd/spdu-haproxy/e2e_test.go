@@ -62,12 +62,15 @@ fall = %d
 listen = ["127.0.0.1:%d"]
 zone = "pool.domain.tld."
 ttl = "5s"
+shutdown_grace = "0s"
 nameservers = ["alpha.domain.tld.", "beta.domain.tld."]
 [dns.records.api]
 a = ["127.0.0.1"]
 aaaa = ["2001:db8::1"]
 [agent]
 listen = "127.0.0.1:%d"
+[metrics]
+listen = "off"
 `, socket, pollInterval, staleAfter, rise, fall, dnsPort, agentPort)
 	cfg, err := config.Parse([]byte(text))
 	if err != nil {
@@ -104,7 +107,7 @@ func TestSiteEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	go func() { runErr <- run(ctx, logger, cfg) }()
+	go func() { runErr <- run(ctx, logger, cfg, options{}) }()
 	defer func() {
 		cancel()
 		select {

@@ -5,8 +5,8 @@
 //
 // Usage:
 //
-//	spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console]
-//	spdu-haproxy check [-config FILE]
+//	spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console] [-dry-run] [-allow-insecure-config]
+//	spdu-haproxy check [-config FILE] [-allow-insecure-config]
 //	spdu-haproxy version
 //
 // This package only parses the command line, builds the components and runs
@@ -55,8 +55,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console]
-  spdu-haproxy check [-config FILE]
+  spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console] [-dry-run] [-allow-insecure-config]
+  spdu-haproxy check [-config FILE] [-allow-insecure-config]
   spdu-haproxy version
 `
 
@@ -69,10 +69,12 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("spdu-haproxy "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file (TOML)")
+	insecure := fs.Bool("allow-insecure-config", false, "accept a configuration file that others than root or this user can change (development only)")
 	switch cmd {
 	case "run":
 		level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 		format := fs.String("log-format", "json", "log format: json or console")
+		dryRun := fs.Bool("dry-run", false, "serve the zone as healthy whatever the policy decides, and never change HAProxy through agent replies")
 		if err := fs.Parse(rest); err != nil {
 			return errUsage
 		}
@@ -81,18 +83,18 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "spdu-haproxy: %v\n", err)
 			return errUsage
 		}
-		cfg, err := config.Load(*cfgPath)
+		cfg, err := loadConfig(*cfgPath, *insecure)
 		if err != nil {
 			return err
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return run(ctx, logger, cfg)
+		return run(ctx, logger, cfg, options{dryRun: *dryRun, notifyReady: true})
 	case "check":
 		if err := fs.Parse(rest); err != nil {
 			return errUsage
 		}
-		cfg, err := config.Load(*cfgPath)
+		cfg, err := loadConfig(*cfgPath, *insecure)
 		if err != nil {
 			return err
 		}
@@ -112,6 +114,16 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "spdu-haproxy: unknown command %q\n%s", cmd, usage)
 		return errUsage
 	}
+}
+
+// loadConfig checks who may change the file, then loads it.
+func loadConfig(path string, allowInsecure bool) (*config.Config, error) {
+	if !allowInsecure {
+		if err := config.CheckFileSafety(path); err != nil {
+			return nil, fmt.Errorf("unsafe configuration: %w", err)
+		}
+	}
+	return config.Load(path)
 }
 
 func versionString() string {

@@ -5,74 +5,192 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/spdu/spdu-haproxy/internal/config"
 	"github.com/spdu/spdu-haproxy/internal/dnsserve"
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/health"
+	"github.com/spdu/spdu-haproxy/internal/metrics"
+	"github.com/spdu/spdu-haproxy/internal/notify"
 	"github.com/spdu/spdu-haproxy/internal/site"
 )
 
+// options are the run command's flags that are not in the configuration.
+type options struct {
+	// dryRun serves the zone as healthy whatever the policy decides and
+	// never lets an agent reply change HAProxy.
+	dryRun bool
+	// notifyReady tells systemd (sd_notify) READY=1 once serving can begin,
+	// and pings its watchdog when the unit asks for one.
+	notifyReady bool
+}
+
+// group runs functions in goroutines and waits for them; the first error
+// wins. Each function gets its own context so the daemon can stop its parts
+// in order.
+type group struct {
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	firstErr error
+	failed   chan struct{} // closed when any part returns an error
+	once     sync.Once
+}
+
+func newGroup() *group { return &group{failed: make(chan struct{})} }
+
+func (g *group) start(ctx context.Context, name string, fn func(context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := fn(ctx); err != nil {
+			g.mu.Lock()
+			if g.firstErr == nil {
+				g.firstErr = fmt.Errorf("%s: %w", name, err)
+			}
+			g.mu.Unlock()
+			g.once.Do(func() { close(g.failed) })
+		}
+	}()
+}
+
+func (g *group) wait() error {
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.firstErr
+}
+
 // run builds the components from cfg, binds every listener before serving,
-// and runs them until ctx is cancelled or one fails. It returns after every
-// component has stopped.
-func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config) error {
+// and runs them until ctx is cancelled or one fails. Shutdown goes in order:
+// the agent and the poller stop, the zone is answered with the withdraw
+// rcode for dns.shutdown_grace so resolvers move on without timing out, then
+// DNS, metrics and notifications stop. run returns after every component has
+// stopped.
+func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts options) error {
 	logger = logger.With().Str("site", cfg.Site).Logger()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	dnsSrv, err := dnsserve.New(logger, dnsConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
-	if err := dnsSrv.Listen(cfg.DNS.Listen); err != nil {
-		return fmt.Errorf("dns: %w", err)
-	}
+	notifier := notify.New(logger, notify.Config{Exec: cfg.Notify.Exec, Webhook: cfg.Notify.Webhook, Timeout: cfg.Notify.Timeout.Duration})
 
 	rt := haproxy.NewRuntime(cfg.HAProxy.Socket)
 	poller := site.New(logger, rt.ShowStat, siteConfig(cfg), func(st health.State) {
-		dnsSrv.SetServing(st.Serving)
+		if opts.dryRun {
+			logger.Info().Bool("serving", st.Serving).Str("reason", st.Reason).Msg("dry-run: zone stays served")
+		} else {
+			dnsSrv.SetServing(st.Serving)
+		}
+		notifier.Notify(notify.Event{Site: cfg.Site, Kind: "site", State: stateName(st.Serving), Reason: st.Reason,
+			Usable: st.Usable, Total: st.Total, Time: st.Since})
 	})
+	if opts.dryRun {
+		dnsSrv.SetServing(true)
+	}
 
+	agentMetrics, err := metrics.NewAgent(reg)
+	if err != nil {
+		return err
+	}
 	agent := haproxy.NewAgentServer(logger, func(backend, server string) string {
 		known := (backend == "" || backend == cfg.HAProxy.Backend) && poller.Snapshot().HasServer(server)
-		return health.AgentReply(known)
+		reply := health.AgentReply(known)
+		if opts.dryRun && reply != haproxy.AgentNoChange {
+			reply = "#dry-run: would reply " + reply
+		}
+		agentMetrics.Observe(reply)
+		return reply
 	}, cfg.Agent.ReadTimeout.Duration)
+	reg.MustRegister(metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, nil))
+
+	// Bind everything before serving anything, so a port conflict fails the
+	// start-up as a whole; what was bound is released by running it with a
+	// cancelled context.
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	var release []func()
+	fail := func(err error) error {
+		for _, r := range release {
+			r()
+		}
+		return err
+	}
+	if err := dnsSrv.Listen(cfg.DNS.Listen); err != nil {
+		return fail(fmt.Errorf("dns: %w", err))
+	}
+	release = append(release, func() { dnsSrv.Run(done) }) //nolint:errcheck // releasing only
 	if err := agent.Listen(cfg.Agent.Listen); err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return fail(fmt.Errorf("agent: %w", err))
+	}
+	release = append(release, func() { agent.Run(done) }) //nolint:errcheck // releasing only
+	var metricsSrv *metrics.Server
+	if cfg.Metrics.Listen != "off" {
+		metricsSrv, err = metrics.NewServer(logger, cfg.Metrics.Listen, reg, func() any { return statusOf(cfg, poller.Snapshot(), dnsSrv) })
+		if err != nil {
+			return fail(err)
+		}
 	}
 
-	logger.Info().Str("version", versionString()).Str("zone", cfg.DNS.Zone).
-		Strs("dns_listen", cfg.DNS.Listen).Str("agent_listen", cfg.Agent.Listen).
+	logger.Info().Str("version", versionString()).Str("zone", cfg.DNS.Zone).Bool("dry_run", opts.dryRun).
+		Strs("dns_listen", cfg.DNS.Listen).Str("agent_listen", cfg.Agent.Listen).Str("metrics_listen", cfg.Metrics.Listen).
 		Str("socket", cfg.HAProxy.Socket).Str("backend", cfg.HAProxy.Backend).Msg("starting, withdrawn until healthy")
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	start := func(name string, runFn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := runFn(ctx); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", name, err)
-				}
-				mu.Unlock()
-			}
-			cancel() // one component ending ends them all
-		}()
+	front := newGroup() // stops first: agent, poller, watchdog
+	back := newGroup()  // stops after the grace period: DNS, metrics, notifications
+	frontCtx, stopFront := context.WithCancel(ctx)
+	defer stopFront()
+	dnsCtx, stopDNS := context.WithCancel(context.Background())
+	defer stopDNS()
+	back.start(dnsCtx, "dns", dnsSrv.Run)
+	if metricsSrv != nil {
+		back.start(dnsCtx, "metrics", metricsSrv.Run)
 	}
-	start("dns", dnsSrv.Run)
-	start("agent", agent.Run)
-	start("poller", poller.Run)
-	wg.Wait()
+	back.start(dnsCtx, "notify", notifier.Run)
+	front.start(frontCtx, "agent", agent.Run)
+	front.start(frontCtx, "poller", poller.Run)
+	if opts.notifyReady {
+		front.start(frontCtx, "systemd", func(ctx context.Context) error { return systemdNotify(ctx, logger, poller) })
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info().Dur("grace", cfg.DNS.ShutdownGrace.Duration).Msg("shutting down: zone withdrawn for the grace period")
+	case <-front.failed:
+	case <-back.failed:
+	}
+	stopFront()
+	errFront := front.wait()
+	dnsSrv.SetServing(false)
+	if errFront == nil && ctx.Err() != nil {
+		grace := time.NewTimer(cfg.DNS.ShutdownGrace.Duration)
+		select {
+		case <-grace.C:
+		case <-back.failed:
+			grace.Stop()
+		}
+	}
+	stopDNS()
+	errBack := back.wait()
 	logger.Info().Msg("stopped")
-	return firstErr
+	if errFront != nil {
+		return errFront
+	}
+	return errBack
+}
+
+func stateName(serving bool) string {
+	if serving {
+		return "serving"
+	}
+	return "withdrawn"
 }
 
 func dnsConfig(cfg *config.Config) dnsserve.Config {

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
+)
+
+// TestMain lets the test binary play the daemon: with SPDU_TEST_MAIN=1 it
+// runs main() with its arguments, so lifecycle tests exercise the real
+// command line, signals and exit codes (and run under -race).
+func TestMain(m *testing.M) {
+	if os.Getenv("SPDU_TEST_MAIN") == "1" {
+		os.Args = append([]string{"spdu-haproxy"}, os.Args[1:]...)
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// daemonProc is the daemon running as a child process.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *strings.Builder
+	code int
+}
+
+func startDaemon(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemonProc{cmd: exec.Command(exe, args...), done: make(chan struct{}), out: &strings.Builder{}}
+	d.cmd.Env = append(os.Environ(), "SPDU_TEST_MAIN=1")
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.cmd.Wait() //nolint:errcheck // exit code read below
+		d.code = d.cmd.ProcessState.ExitCode()
+		pw.Close()
+		for l := range lines {
+			d.out.WriteString(l + "\n")
+		}
+		close(d.done)
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill() //nolint:errcheck // may have exited
+		<-d.done
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", d.out.String())
+		}
+	})
+	return d
+}
+
+// liveSite starts five backends, HAProxy, and writes a daemon config file
+// (mode 0600) with the given extra TOML; it returns the config path and the
+// DNS, agent and metrics addresses.
+type liveSite struct {
+	backends                []*testenv.Backend
+	hap                     *testenv.HAProxy
+	cfgPath                 string
+	dnsAddr, agentAddr, web string
+}
+
+func startLiveSite(t *testing.T, grace string) *liveSite {
+	t.Helper()
+	s := &liveSite{backends: testenv.StartBackends(t, 5)}
+	agentPort, dnsPort, webPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	s.hap = testenv.StartHAProxy(t, haproxyConfig(s.backends, agentPort))
+	s.dnsAddr = fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	s.agentAddr = fmt.Sprintf("127.0.0.1:%d", agentPort)
+	s.web = fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	text := fmt.Sprintf(`site = "alpha"
+[haproxy]
+socket = %q
+backend = "api"
+poll_interval = "100ms"
+stale_after = "500ms"
+[health]
+min_up = 3
+[dns]
+listen = [%q]
+zone = "pool.domain.tld."
+nameservers = ["alpha.domain.tld."]
+shutdown_grace = %q
+[dns.records.api]
+a = ["127.0.0.1"]
+[agent]
+listen = %q
+[metrics]
+listen = "127.0.0.1:%d"
+`, s.hap.Socket, s.dnsAddr, grace, s.agentAddr, webPort)
+	s.cfgPath = filepath.Join(t.TempDir(), "spdu.toml")
+	if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestShutdownGraceAndMetrics: the daemon process serves, exports metrics and
+// status that agree, and on SIGTERM answers REFUSED for the grace period and
+// then exits 0 within a bound.
+func TestShutdownGraceAndMetrics(t *testing.T) {
+	s := startLiveSite(t, "1s")
+	d := startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+
+	m := httpGet(t, s.web+"/metrics")
+	for _, want := range []string{"spdu_site_serving 1", "spdu_haproxy_servers_usable 5", "spdu_haproxy_servers 5", "spdu_haproxy_servers_required 3"} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var st statusDoc
+	if err := json.Unmarshal([]byte(httpGet(t, s.web+"/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Serving || !st.DNSServes || st.Usable != 5 || len(st.Servers) != 5 || st.Site != "alpha" {
+		t.Errorf("/status = %+v", st)
+	}
+
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	refused := 0
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.done:
+			took := time.Since(sent)
+			if d.code != 0 {
+				t.Errorf("exit code %d, want 0", d.code)
+			}
+			if refused == 0 {
+				t.Error("no REFUSED answer during the grace period")
+			}
+			if took < time.Second || took > 3*time.Second {
+				t.Errorf("exited %s after SIGTERM, want between the 1s grace and 3s", took)
+			}
+			t.Logf("SIGTERM -> exit %s, %d REFUSED answers during grace", took, refused)
+			return
+		case <-tick.C:
+			if query(s.dnsAddr) == dns.RcodeRefused {
+				refused++
+			}
+		case <-deadline:
+			t.Fatal("daemon did not exit within 5s of SIGTERM")
+		}
+	}
+}
+
+// TestDryRun: with -dry-run the zone is served even when the policy
+// withdraws, and agent replies are comments that change nothing.
+func TestDryRun(t *testing.T) {
+	s := startLiveSite(t, "0s")
+	startDaemon(t, "run", "-dry-run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 5*time.Second, "agent reply is a dry-run comment", func() bool {
+		return agentAsk(s.agentAddr, "api/s1") == "#dry-run: would reply 100%"
+	})
+	for _, be := range s.backends[:3] {
+		be.Stop()
+	}
+	testenv.Eventually(t, 5*time.Second, "policy withdraws (status)", func() bool {
+		var st statusDoc
+		return json.Unmarshal([]byte(httpGet(t, s.web+"/status")), &st) == nil && !st.Serving && st.Usable == 2
+	})
+	for range 10 {
+		if rc := query(s.dnsAddr); rc != dns.RcodeSuccess {
+			t.Fatalf("dry-run answered rcode %d while the policy withdraws; want NOERROR", rc)
+		}
+	}
+}
+
+// agentAsk sends one agent-send line and returns the reply without "\n".
+func agentAsk(addr, line string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second)) //nolint:errcheck // the read fails otherwise
+	fmt.Fprintf(c, "%s\n", line)
+	b, _ := io.ReadAll(c)
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// TestInsecureConfigRefused: run and check refuse a group-writable file
+// unless -allow-insecure-config is given.
+func TestInsecureConfigRefused(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "spdu.toml")
+	text := "site = \"alpha\"\n[haproxy]\nbackend = \"api\"\n[dns]\nzone = \"pool.domain.tld\"\nnameservers = [\"ns.domain.tld.\"]\n[dns.records.api]\na = [\"1.2.3.4\"]\n"
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check", "-config", p}, {"run", "-config", p}} {
+		var out, errOut strings.Builder
+		if code := realMain(args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "mode 0664 lets group or others write it") {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and the mode named", args, code, errOut.String())
+		}
+	}
+	var out, errOut strings.Builder
+	if code := realMain([]string{"check", "-allow-insecure-config", "-config", p}, &out, &errOut); code != 0 {
+		t.Errorf("check -allow-insecure-config: exit %d, stderr %q", code, errOut.String())
+	}
+}
