@@ -13,13 +13,15 @@ build:
 	$(GO) build -o $(BIN)/demo-backend ./cmd/demo-backend
 
 # deps installs the Debian packages the tests and the demo run (HAProxy 2.6,
-# dig, curl, and Knot DNS for the differential DNS test), only when missing.
+# dig, curl, Knot DNS for the differential DNS test, unbound for the
+# failover test behind a real resolver), only when missing.
 deps:
 	@missing=""; \
 	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	command -v dig >/dev/null 2>&1 || missing="$$missing bind9-dnsutils"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	[ -x /usr/sbin/knotd ] || missing="$$missing knot"; \
+	[ -x /usr/sbin/unbound ] || missing="$$missing unbound"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

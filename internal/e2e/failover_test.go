@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
+)
+
+// unboundBinary is Debian's unbound; .ci/run installs it.
+const unboundBinary = "/usr/sbin/unbound"
+
+// startUnbound runs unbound on 127.0.0.1:port with a stub zone for
+// pool.domain.tld pointing at the given nameservers ("ip@port").
+func startUnbound(t *testing.T, port int, stubs ...string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "spdu-unbound-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	conf := fmt.Sprintf(`server:
+    interface: 127.0.0.1@%d
+    port: %d
+    do-not-query-localhost: no
+    do-ip6: no
+    username: ""
+    chroot: ""
+    directory: %q
+    pidfile: %q
+    do-daemonize: no
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    num-threads: 1
+    so-reuseport: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "iterator"
+    qname-minimisation: no
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "pool.domain.tld"
+`, port, port, dir, filepath.Join(dir, "unbound.pid"))
+	for _, s := range stubs {
+		conf += "    stub-addr: " + s + "\n"
+	}
+	p := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("/usr/sbin/unbound-checkconf", p).CombinedOutput(); err != nil {
+		t.Fatalf("unbound-checkconf: %v\n%s", err, out)
+	}
+	cmd := exec.Command(unboundBinary, "-d", "-c", p)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start unbound (install Debian's unbound package): %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // killed at cleanup
+	t.Cleanup(func() { cmd.Process.Kill(); <-done }) //nolint:errcheck // may have exited
+}
+
+// sample is one client iteration: what the resolver said and whether the
+// HTTP request to the first address worked.
+type sample struct {
+	at    time.Time
+	addrs []string
+	ok    bool
+}
+
+// client resolves api.pool.domain.tld through the resolver and fetches
+// through the first address every 50 ms until stopped.
+type client struct {
+	resolver string
+	port     int
+	mu       sync.Mutex
+	samples  []sample
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startClient(resolver string, httpPort int) *client {
+	c := &client{resolver: resolver, port: httpPort, stop: make(chan struct{}), done: make(chan struct{})}
+	hc := &http.Client{Timeout: time.Second}
+	go func() {
+		defer close(c.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-tick.C:
+			}
+			rc, addrs, _ := Query(c.resolver, 2*time.Second)
+			s := sample{at: time.Now(), addrs: addrs}
+			if rc == dns.RcodeSuccess && len(addrs) > 0 {
+				resp, err := hc.Get(fmt.Sprintf("http://%s:%d/", addrs[0], c.port))
+				if err == nil {
+					s.ok = resp.StatusCode == http.StatusOK
+					resp.Body.Close()
+				}
+			}
+			c.mu.Lock()
+			c.samples = append(c.samples, s)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *client) Stop() { close(c.stop); <-c.done }
+
+// since returns the samples taken after t.
+func (c *client) since(t time.Time) []sample {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []sample
+	for _, s := range c.samples {
+		if s.at.After(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// lastWith returns the time of the last sample after t whose answer holds
+// ip, or t if none does.
+func lastWith(ss []sample, t time.Time, ip string) time.Time {
+	last := t
+	for _, s := range ss {
+		if slices.Contains(s.addrs, ip) {
+			last = s.at
+		}
+	}
+	return last
+}
+
+func failures(ss []sample) int {
+	n := 0
+	for _, s := range ss {
+		if !s.ok {
+			n++
+		}
+	}
+	return n
+}
+
+// twoSites starts alpha on 127.0.0.2 and beta on 127.0.0.3 with the same
+// ports, each the other's backup, and unbound in front.
+func twoSites(t *testing.T) (alpha, beta *Site, resolver string) {
+	t.Helper()
+	dnsPort, httpPort, backupPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	alpha = StartSite(t, SiteOpts{Name: "alpha", IP: "127.0.0.2", DNSPort: dnsPort, HTTPPort: httpPort, BackupPort: backupPort, PeerIP: "127.0.0.3"}, false)
+	beta = StartSite(t, SiteOpts{Name: "beta", IP: "127.0.0.3", DNSPort: dnsPort, HTTPPort: httpPort, BackupPort: backupPort, PeerIP: "127.0.0.2"}, false)
+	for _, s := range []*Site{alpha, beta} {
+		testenv.Eventually(t, 10*time.Second, s.Opts.Name+" served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	}
+	uport := testenv.FreePort(t)
+	resolver = fmt.Sprintf("127.0.0.1:%d", uport)
+	startUnbound(t, uport, fmt.Sprintf("127.0.0.2@%d", dnsPort), fmt.Sprintf("127.0.0.3@%d", dnsPort))
+	testenv.Eventually(t, 10*time.Second, "unbound resolves", func() bool {
+		rc, _, _ := Query(resolver, time.Second)
+		return rc == dns.RcodeSuccess
+	})
+	return alpha, beta, resolver
+}
+
+// TestFailoverBehindResolver: two sites behind a real recursive resolver.
+// Kill one site's backends, then (second case) the whole site; measure the
+// time until every resolution returns only the survivor, the failed client
+// requests, and the time until the restored site gets traffic again.
+// Target with TTL 5 s: survivor only within TTL + 2 s; back within
+// TTL + rise x poll_interval + 2 s.
+func TestFailoverBehindResolver(t *testing.T) {
+	const ttl = 5 * time.Second
+	for _, whole := range []bool{false, true} {
+		name := "backends"
+		if whole {
+			name = "whole-site"
+		}
+		t.Run(name, func(t *testing.T) {
+			alpha, _, resolver := twoSites(t)
+			c := startClient(resolver, alpha.Opts.HTTPPort)
+			defer c.Stop()
+			testenv.Eventually(t, 20*time.Second, "clients see alpha", func() bool {
+				return lastWith(c.since(time.Time{}), time.Time{}, "127.0.0.2") != time.Time{}
+			})
+
+			kill := time.Now()
+			if whole {
+				alpha.Daemon.Kill()
+				alpha.HAProxy.Kill()
+			} else {
+				for _, be := range alpha.Backends {
+					be.Stop()
+				}
+			}
+			// Wait until alpha has been absent from answers for a full TTL
+			// plus margin: then no cache can still hold it.
+			limit := ttl + 2*time.Second
+			var gone time.Duration
+			testenv.Eventually(t, 3*limit, "alpha gone from every answer", func() bool {
+				ss := c.since(kill)
+				last := lastWith(ss, kill, "127.0.0.2")
+				gone = last.Sub(kill)
+				return len(ss) > 0 && time.Since(last) > ttl+time.Second
+			})
+			failed := failures(c.since(kill))
+			t.Logf("%s killed: alpha last resolved %s after the kill (target %s); %d of %d client requests failed",
+				name, gone.Round(10*time.Millisecond), limit, failed, len(c.since(kill)))
+			if gone > limit {
+				t.Errorf("alpha still resolved %s after the kill, want within %s", gone, limit)
+			}
+
+			if !whole && failed > 5 {
+				t.Errorf("%d client requests failed while alpha's backends were down; its backup server should carry them", failed)
+			}
+
+			restore := time.Now()
+			if whole {
+				alpha.HAProxy.Restart(t)
+				alpha.Daemon = StartDaemon(t, alpha.CfgPath)
+			} else {
+				for _, be := range alpha.Backends {
+					be.Start(t)
+				}
+			}
+			served := testenv.Eventually(t, 5*time.Second, "alpha's nameserver serves again", func() bool { return Rcode(alpha.DNSAddr) == dns.RcodeSuccess })
+			// Whether the resolver asks alpha again is its own choice:
+			// unbound picks among nameservers at random within an RTT band
+			// at each cache expiry, and shuns one that timed out for up to
+			// infra-host-ttl (900 s). Measure it, bounded, and report it.
+			window := 20 * time.Second
+			backAt := time.Time{}
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for time.Since(restore) < window && backAt.IsZero() {
+				<-tick.C
+				for _, s := range c.since(restore) {
+					if slices.Contains(s.addrs, "127.0.0.2") {
+						backAt = s.at
+						break
+					}
+				}
+			}
+			if backAt.IsZero() {
+				t.Logf("%s restored: alpha's nameserver serves after %s; the resolver did not return alpha within %s", name, served.Round(10*time.Millisecond), window)
+			} else {
+				t.Logf("%s restored: alpha's nameserver serves after %s; resolver returns alpha after %s (target %s)",
+					name, served.Round(10*time.Millisecond), backAt.Sub(restore).Round(10*time.Millisecond), ttl+2*poll+2*time.Second)
+			}
+			if f := failures(c.since(restore.Add(ttl))); f > 0 {
+				t.Errorf("%d client requests failed more than a TTL after the restore", f)
+			}
+		})
+	}
+}
