@@ -66,7 +66,7 @@ stub-zone:
 		t.Fatalf("start unbound (install Debian's unbound package): %v", err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // killed at cleanup
+	go func() { cmd.Wait(); close(done) }()          //nolint:errcheck // killed at cleanup
 	t.Cleanup(func() { cmd.Process.Kill(); <-done }) //nolint:errcheck // may have exited
 }
 
