@@ -11,8 +11,6 @@ import (
 	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
-
-
 // TestDNSAbused: fault 6. 100,000 random and mutated packets at the live UDP
 // and TCP listeners; the daemon never crashes and answers correctly after.
 func TestDNSAbused(t *testing.T) {
