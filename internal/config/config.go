@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -38,6 +39,48 @@ type Config struct {
 	Metrics Metrics `toml:"metrics"`
 	// Notify says whom to tell of state changes. Table "[notify]".
 	Notify Notify `toml:"notify"`
+	// Peers are the other sites, probed in pool mode. Tables "[[peers]]".
+	Peers []Peer `toml:"peers"`
+}
+
+// Peer is one "[[peers]]" table: another site that pool mode hands out while
+// its probe passes.
+type Peer struct {
+	// Name is the peer site's name. Key "peers.name"; required, unique.
+	Name string `toml:"name"`
+	// A and AAAA are the peer's public addresses. Keys "peers.a",
+	// "peers.aaaa"; at least one address.
+	A    []string `toml:"a"`
+	AAAA []string `toml:"aaaa"`
+	// Probe is the http or https URL of a read-only GET, healthy on 2xx.
+	// Key "peers.probe"; required.
+	Probe string `toml:"probe"`
+	// Host is the Host header and TLS server name of the probe. Key
+	// "peers.host"; default the probe URL's host.
+	Host string `toml:"host"`
+	// Expect, when set, must occur in the probe's response body. Key
+	// "peers.expect".
+	Expect string `toml:"expect"`
+	// StatusURL is the peer's spdu status (published by its HAProxy at
+	// /.well-known/spdu/status) for its spare capacity; without it the peer
+	// counts as full. Key "peers.status_url".
+	StatusURL string `toml:"status_url"`
+	// Interval is the time between probes. Key "peers.interval"; default 1s;
+	// 100ms to 1m.
+	Interval Duration `toml:"interval"`
+	// Timeout bounds one probe. Key "peers.timeout"; default 80% of
+	// interval; shorter than interval.
+	Timeout Duration `toml:"timeout"`
+	// Rise and Fall are the consecutive good and bad probes that mark the
+	// peer up and down. Keys "peers.rise", "peers.fall"; default 2; 1 to 100.
+	Rise int `toml:"rise"`
+	Fall int `toml:"fall"`
+	// CAFile is a PEM file of CAs trusted for the probe instead of the
+	// system's. Key "peers.ca_file".
+	CAFile string `toml:"ca_file"`
+	// InsecureSkipVerify turns TLS verification off, for tests only. Key
+	// "peers.insecure_skip_verify"; default false.
+	InsecureSkipVerify bool `toml:"insecure_skip_verify"`
 }
 
 // Metrics is the "[metrics]" table.
@@ -122,6 +165,21 @@ type DNS struct {
 	// Withdraw is the rcode of every zone query while the site is withdrawn:
 	// "refused" or "servfail". Key "dns.withdraw"; default "refused".
 	Withdraw string `toml:"withdraw"`
+	// Mode is "self" (answer with this site's addresses while healthy, the
+	// withdraw rcode while not) or "pool" (also hand out every peer whose
+	// probe passes). Key "dns.mode"; default "self".
+	Mode string `toml:"mode"`
+	// AllDown is what pool mode answers when neither this site nor any peer
+	// can serve: "refuse" (the withdraw rcode, fail closed) or "all" (every
+	// configured address, fail open). Key "dns.all_down"; default "refuse".
+	AllDown string `toml:"all_down"`
+	// TTLUnstable is the TTL right after a change in what is served and
+	// while the site or a peer is between states. Key "dns.ttl_unstable";
+	// default 1s; whole seconds, at most dns.ttl.
+	TTLUnstable Duration `toml:"ttl_unstable"`
+	// MaxAnswers caps the addresses per RRset in an answer, chosen by spare
+	// capacity; 0 hands out all. Key "dns.max_answers"; default 0.
+	MaxAnswers int `toml:"max_answers"`
 	// Records maps an owner name relative to the zone ("@" is the apex) to
 	// its addresses. Tables "[dns.records.NAME]"; at least one.
 	Records map[string]Records `toml:"records"`
@@ -263,6 +321,35 @@ func (c *Config) Defaults() {
 	}
 	if c.Notify.Timeout.Duration == 0 {
 		c.Notify.Timeout.Duration = 10 * time.Second
+	}
+	if c.DNS.Mode == "" {
+		c.DNS.Mode = "self"
+	}
+	if c.DNS.AllDown == "" {
+		c.DNS.AllDown = "refuse"
+	}
+	if c.DNS.TTLUnstable.Duration == 0 {
+		c.DNS.TTLUnstable.Duration = min(time.Second, c.DNS.TTL.Duration)
+	}
+	for i := range c.Peers {
+		p := &c.Peers[i]
+		if p.Interval.Duration == 0 {
+			p.Interval.Duration = time.Second
+		}
+		if p.Timeout.Duration == 0 {
+			p.Timeout.Duration = p.Interval.Duration * 8 / 10
+		}
+		if p.Rise == 0 {
+			p.Rise = 2
+		}
+		if p.Fall == 0 {
+			p.Fall = 2
+		}
+		if p.Host == "" {
+			if u, err := url.Parse(p.Probe); err == nil {
+				p.Host = u.Hostname()
+			}
+		}
 	}
 }
 

@@ -43,6 +43,9 @@ func TestParseDefaults(t *testing.T) {
 			Nameservers:   []string{"alpha.domain.tld."},
 			Hostmaster:    "hostmaster.pool.domain.tld.",
 			Withdraw:      "refused",
+			Mode:          "self",
+			AllDown:       "refuse",
+			TTLUnstable:   Duration{time.Second},
 			ShutdownGrace: &Duration{2 * time.Second},
 			Records:       map[string]Records{"api": {A: []string{"1.2.3.4"}}},
 		},
@@ -115,9 +118,12 @@ func TestMinUp(t *testing.T) {
 // TestInvalid is the table of invalid files: each must fail with exactly the
 // error given, which names the key and the reason.
 func TestInvalid(t *testing.T) {
-	// replace swaps one line of the minimal file; add appends text.
+	// replace swaps one line of the minimal file; add appends text; pool
+	// appends text to the minimal file in pool mode.
 	replace := func(old, new string) string { return strings.Replace(minimal, old, new, 1) }
 	add := func(s string) string { return minimal + s }
+	pool := func(s string) string { return replace(`zone =`, "mode = \"pool\"\nzone =") + s }
+	const peer = "[[peers]]\nname = \"beta\"\na = [\"5.6.7.8\"]\nprobe = \"https://5.6.7.8/status\"\n"
 	for _, tc := range []struct {
 		name, file, want string
 	}{
@@ -169,6 +175,19 @@ zone =`), `unknown key "dns.zonee"`},
 		{"notify empty exec", add("[notify]\nexec = []\n"), `notify.exec: needs a command, e.g. ["/usr/local/bin/notify", "--site"]`},
 		{"notify relative exec", add("[notify]\nexec = [\"mail\"]\n"), `notify.exec: command "mail" must be an absolute path`},
 		{"notify webhook", add("[notify]\nwebhook = \"ftp://x\"\n"), `notify.webhook: "ftp://x" is not an http or https URL`},
+		{"bad mode", replace(`zone =`, "mode = \"mesh\"\nzone ="), `dns.mode: "mesh" must be "self" or "pool"`},
+		{"bad all_down", replace(`zone =`, "all_down = \"none\"\nzone ="), `dns.all_down: "none" must be "refuse" or "all"`},
+		{"ttl_unstable above ttl", replace(`zone =`, "ttl = \"5s\"\nttl_unstable = \"10s\"\nzone ="), `dns.ttl_unstable: 10s must be whole seconds from 1s to dns.ttl (5s)`},
+		{"max_answers", replace(`zone =`, "max_answers = -1\nzone ="), `dns.max_answers: -1 must be from 0 (all) to 64`},
+		{"peers in self mode", add(peer), `peers: configured, but dns.mode is "self", which never hands out peers; set dns.mode = "pool" or remove them`},
+		{"peer without name", pool(strings.Replace(peer, `name = "beta"`, ``, 1)), `peers[0].name: required`},
+		{"peer named like the site", pool(strings.Replace(peer, `name = "beta"`, `name = "alpha"`, 1)), `peers[0].name: "alpha" is used twice (sites and peers need distinct names)`},
+		{"peer without address", pool(strings.Replace(peer, `a = ["5.6.7.8"]`, ``, 1)), `peers.beta: needs at least one address in a or aaaa`},
+		{"peer bad address", pool(strings.Replace(peer, `a = ["5.6.7.8"]`, `a = ["5.6.7"]`, 1)), `peers.beta.a: "5.6.7" is not an IP address`},
+		{"peer bad probe", pool(strings.Replace(peer, `https://5.6.7.8/status`, `5.6.7.8/status`, 1)), `peers.beta.probe: "5.6.7.8/status" is not an http or https URL`},
+		{"peer timeout", pool(peer + "timeout = \"2s\"\n"), `peers.beta.timeout: 2s must be positive and shorter than peers.beta.interval (1s)`},
+		{"peer rise", pool(peer + "rise = 101\n"), `peers.beta.rise: 101 must be from 1 to 100`},
+		{"peer unknown key", pool(peer + "weight = 3\n"), `unknown key "peers.weight"`},
 		{"notify timeout", add("[notify]\ntimeout = \"1ms\"\n"), `notify.timeout: 1ms must be from 100ms to 5m0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,5 +213,24 @@ func TestLoadNamesFile(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); err == nil {
 		t.Error("Load of a missing file succeeded")
+	}
+}
+
+func TestPeersDefaults(t *testing.T) {
+	text := strings.Replace(minimal, "zone =", "mode = \"pool\"\nzone =", 1) +
+		"[[peers]]\nname = \"beta\"\na = [\"5.6.7.8\"]\nprobe = \"https://5.6.7.8/status\"\nhost = \"api.domain.tld\"\n" +
+		"[[peers]]\nname = \"gamma\"\naaaa = [\"2001:db8::3\"]\nprobe = \"http://[2001:db8::3]:8080/status\"\ninterval = \"500ms\"\n"
+	c, err := Parse([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Peer{
+		{Name: "beta", A: []string{"5.6.7.8"}, Probe: "https://5.6.7.8/status", Host: "api.domain.tld",
+			Interval: Duration{time.Second}, Timeout: Duration{800 * time.Millisecond}, Rise: 2, Fall: 2},
+		{Name: "gamma", AAAA: []string{"2001:db8::3"}, Probe: "http://[2001:db8::3]:8080/status", Host: "2001:db8::3",
+			Interval: Duration{500 * time.Millisecond}, Timeout: Duration{400 * time.Millisecond}, Rise: 2, Fall: 2},
+	}
+	if diff := cmp.Diff(want, c.Peers); diff != "" {
+		t.Errorf("peers (-want +got):\n%s", diff)
 	}
 }

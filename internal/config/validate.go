@@ -102,7 +102,65 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	return c.Notify.validate()
+	if err := c.Notify.validate(); err != nil {
+		return err
+	}
+	return c.validatePeers()
+}
+
+func (c *Config) validatePeers() error {
+	names := map[string]bool{c.Site: true}
+	for i, p := range c.Peers {
+		key := fmt.Sprintf("peers[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("%s.name: required", key)
+		}
+		if !siteRe.MatchString(p.Name) {
+			return fmt.Errorf("%s.name: %q must be 1-63 letters, digits, '.', '_' or '-'", key, p.Name)
+		}
+		if names[p.Name] {
+			return fmt.Errorf("%s.name: %q is used twice (sites and peers need distinct names)", key, p.Name)
+		}
+		names[p.Name] = true
+		key = "peers." + p.Name
+		if len(p.A) == 0 && len(p.AAAA) == 0 {
+			return fmt.Errorf("%s: needs at least one address in a or aaaa", key)
+		}
+		if err := addrs(key+".a", p.A, true); err != nil {
+			return err
+		}
+		if err := addrs(key+".aaaa", p.AAAA, false); err != nil {
+			return err
+		}
+		for _, k := range []struct{ name, v string }{{"probe", p.Probe}, {"status_url", p.StatusURL}} {
+			if k.v == "" && k.name == "status_url" {
+				continue
+			}
+			u, err := url.Parse(k.v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%s.%s: %q is not an http or https URL", key, k.name, k.v)
+			}
+		}
+		if err := within(key+".interval", p.Interval.Duration, 100*time.Millisecond, time.Minute); err != nil {
+			return err
+		}
+		if p.Timeout.Duration <= 0 || p.Timeout.Duration >= p.Interval.Duration {
+			return fmt.Errorf("%s.timeout: %s must be positive and shorter than %s.interval (%s)", key, p.Timeout.Duration, key, p.Interval.Duration)
+		}
+		if p.Rise < 1 || p.Rise > 100 {
+			return fmt.Errorf("%s.rise: %d must be from 1 to 100", key, p.Rise)
+		}
+		if p.Fall < 1 || p.Fall > 100 {
+			return fmt.Errorf("%s.fall: %d must be from 1 to 100", key, p.Fall)
+		}
+		if p.CAFile != "" && !filepath.IsAbs(p.CAFile) {
+			return fmt.Errorf("%s.ca_file: %q must be an absolute path", key, p.CAFile)
+		}
+	}
+	if c.DNS.Mode == "self" && len(c.Peers) > 0 {
+		return fmt.Errorf("peers: configured, but dns.mode is \"self\", which never hands out peers; set dns.mode = \"pool\" or remove them")
+	}
+	return nil
 }
 
 func (n *Notify) validate() error {
@@ -199,6 +257,22 @@ func (d *DNS) validate() error {
 	}
 	if err := within("dns.shutdown_grace", d.ShutdownGrace.Duration, 0, time.Minute); err != nil {
 		return err
+	}
+	switch d.Mode {
+	case "self", "pool":
+	default:
+		return fmt.Errorf("dns.mode: %q must be \"self\" or \"pool\"", d.Mode)
+	}
+	switch d.AllDown {
+	case "refuse", "all":
+	default:
+		return fmt.Errorf("dns.all_down: %q must be \"refuse\" or \"all\"", d.AllDown)
+	}
+	if d.TTLUnstable.Duration%time.Second != 0 || d.TTLUnstable.Duration < time.Second || d.TTLUnstable.Duration > d.TTL.Duration {
+		return fmt.Errorf("dns.ttl_unstable: %s must be whole seconds from 1s to dns.ttl (%s)", d.TTLUnstable.Duration, d.TTL.Duration)
+	}
+	if d.MaxAnswers < 0 || d.MaxAnswers > 64 {
+		return fmt.Errorf("dns.max_answers: %d must be from 0 (all) to 64", d.MaxAnswers)
 	}
 	switch d.Withdraw {
 	case "refused", "servfail":
