@@ -150,3 +150,43 @@ func TestOrdersExactFirsts(t *testing.T) {
 		t.Error("orders of nothing")
 	}
 }
+
+func TestPublisher(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	now := t0
+	self := member("alpha", true, 1)
+	peer := member("beta", true, 1)
+	var got []Published
+	p := NewPublisher(Pool, Refuse, time.Second, 5*time.Second,
+		func() Member { return self }, func() []Member { return []Member{peer} },
+		func(pub Published) { got = append(got, pub) })
+	p.now = func() time.Time { return now }
+	p.rng = rand.New(rand.NewPCG(3, 4))
+
+	p.Evaluate()
+	if len(got) != 1 || !got[0].Answer.Unstable || len(got[0].Orders) != OrdersPerAnswer {
+		t.Fatalf("first publish %+v", got)
+	}
+	now = t0.Add(time.Second)
+	p.Evaluate() // nothing changed, still unstable: no publish
+	if len(got) != 1 {
+		t.Fatalf("published without a change: %d", len(got))
+	}
+	now = t0.Add(6 * time.Second)
+	p.Evaluate() // became stable
+	if len(got) != 2 || got[1].Answer.Unstable {
+		t.Fatalf("stable publish missing: %+v", got[len(got)-1].Answer)
+	}
+	peer.Capacity = 0.4 // capacity change re-orders without a membership change
+	p.Evaluate()
+	if len(got) != 3 || got[2].Answer.Unstable {
+		t.Fatalf("capacity change: %d publishes, last %+v", len(got), got[len(got)-1].Answer)
+	}
+	self.Up = false
+	peer.Up = false
+	now = t0.Add(7 * time.Second)
+	p.Evaluate()
+	if last := got[len(got)-1]; !last.Answer.Refuse || last.Orders != nil || !last.Answer.Unstable {
+		t.Fatalf("all down: %+v", last)
+	}
+}

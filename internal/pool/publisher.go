@@ -1,0 +1,104 @@
+package pool
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// Published is what the publisher hands to the DNS server: the decision and,
+// when it hands out addresses, the orderings of its Members to pick from per
+// response.
+type Published struct {
+	// Answer is the decision, with Unstable set for the short TTL.
+	Answer Answer
+	// Orders are orderings of indexes into Answer.Members (see Orders); nil
+	// when refusing.
+	Orders [][]int
+}
+
+// Publisher re-evaluates the policy on a fixed interval from the latest
+// local and peer state and publishes when the outcome changes (membership,
+// capacities or stability). It owns the Stability tracker.
+type Publisher struct {
+	mode     Mode
+	allDown  AllDown
+	interval time.Duration
+	self     func() Member
+	peers    func() []Member
+	publish  func(Published)
+	now      func() time.Time
+	rng      *rand.Rand
+
+	stability Stability
+	last      *Published
+}
+
+// OrdersPerAnswer is how many orderings are precomputed per answer: first
+// addresses follow the capacity ratio to within 1/OrdersPerAnswer.
+const OrdersPerAnswer = 64
+
+// NewPublisher returns a Publisher. self and peers return the current state
+// (called from Run's goroutine); publish receives each new outcome and must
+// not block. unstableWindow is how long an answer stays unstable after a
+// change (typically the normal TTL).
+func NewPublisher(mode Mode, allDown AllDown, interval, unstableWindow time.Duration,
+	self func() Member, peers func() []Member, publish func(Published)) *Publisher {
+	return &Publisher{
+		mode: mode, allDown: allDown, interval: interval, self: self, peers: peers, publish: publish,
+		now: time.Now, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bd1e995)),
+		stability: Stability{Window: unstableWindow},
+	}
+}
+
+// Evaluate decides now and publishes if the outcome changed; Run calls it on
+// every tick, and callers may call it from the same goroutine as Run only
+// (it is not safe for concurrent use). It returns what is in force.
+func (p *Publisher) Evaluate() Published {
+	var peers []Member
+	if p.peers != nil {
+		peers = p.peers()
+	}
+	a := p.stability.Update(p.now(), Decide(p.mode, p.allDown, p.self(), peers))
+	if p.last != nil && sameOutcome(p.last.Answer, a) {
+		return *p.last
+	}
+	pub := Published{Answer: a}
+	if !a.Refuse {
+		w := make([]float64, len(a.Members))
+		for i, m := range a.Members {
+			w[i] = m.Capacity
+		}
+		pub.Orders = Orders(w, OrdersPerAnswer, p.rng)
+	}
+	p.last = &pub
+	p.publish(pub)
+	return pub
+}
+
+// sameOutcome compares membership, capacities (to 1%) and stability.
+func sameOutcome(a, b Answer) bool {
+	if !Same(a, b) || a.Unstable != b.Unstable {
+		return false
+	}
+	for i := range a.Members {
+		if d := a.Members[i].Capacity - b.Members[i].Capacity; d > 0.01 || d < -0.01 || a.Members[i].Name != b.Members[i].Name {
+			return false
+		}
+	}
+	return true
+}
+
+// Run evaluates at once and then every interval until ctx is cancelled.
+func (p *Publisher) Run(ctx context.Context) error {
+	tick := time.NewTicker(p.interval)
+	defer tick.Stop()
+	for {
+		p.Evaluate()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
