@@ -39,6 +39,10 @@ const (
 	colHrsp5xx     = "hrsp_5xx"
 	colEresp       = "eresp"
 	colEcon        = "econ"
+	colStot        = "stot"
+	colAlgo        = "algo"     // backend row only; optional
+	colRate        = "rate"     // sessions per second over the last second
+	colReqRate     = "req_rate" // HTTP requests per second; empty in TCP mode
 )
 
 // statTypeBackend and statTypeServer are values of the "type" column.
@@ -50,7 +54,7 @@ const (
 var requiredColumns = []string{
 	colPxname, colSvname, colType, colStatus, colWeight, colAct, colBck,
 	colCheckStatus, colAgentStatus, colScur, colQcur, colRtime, colTtime,
-	colHrsp5xx, colEresp, colEcon,
+	colHrsp5xx, colEresp, colEcon, colStot,
 }
 
 // Server is one server row of `show stat` (management guide §9.1 "CSV
@@ -102,6 +106,9 @@ type Server struct {
 	Eresp int64
 	// Econ is the "econ" column: failed connection attempts since start.
 	Econ int64
+	// Stot is the "stot" column: sessions sent to this server since start;
+	// in HTTP mode every request routed to the server is one session.
+	Stot int64
 }
 
 // BackendStats is one backend and its servers at one poll of `show stat`
@@ -119,6 +126,10 @@ type BackendStats struct {
 	// Backup is the backend row's "bck" column: the same count for backup
 	// servers.
 	Backup int
+	// Algo is the backend row's "algo" column, the balance algorithm such
+	// as "roundrobin", "leastconn", "static-rr" or "first"; "" when the
+	// column is missing.
+	Algo string
 	// Servers are the backend's server rows in `show stat` order.
 	Servers []Server
 	// Usable counts usable servers among the NON-backup servers only
@@ -297,20 +308,23 @@ func (r statRow) server() (Server, error) {
 		return Server{}, err
 	}
 	s.Backup = bck == 1
-	var counters [7]int64
-	for i, col := range []string{colScur, colQcur, colRtime, colTtime, colHrsp5xx, colEresp, colEcon} {
+	var counters [8]int64
+	for i, col := range []string{colScur, colQcur, colRtime, colTtime, colHrsp5xx, colEresp, colEcon, colStot} {
 		if counters[i], err = r.counter(col); err != nil {
 			return Server{}, err
 		}
 	}
 	s.Scur, s.Qcur, s.Rtime, s.Ttime = int(counters[0]), int(counters[1]), int(counters[2]), int(counters[3])
-	s.Hrsp5xx, s.Eresp, s.Econ = counters[4], counters[5], counters[6]
+	s.Hrsp5xx, s.Eresp, s.Econ, s.Stot = counters[4], counters[5], counters[6], counters[7]
 	s.Usable = serverUsable(s.Status, s.Weight)
 	return s, nil
 }
 
 func (r statRow) backend(st *BackendStats) error {
 	st.Status = r.get(colStatus)
+	if _, ok := r.cols[colAlgo]; ok {
+		st.Algo = r.get(colAlgo)
+	}
 	var err error
 	if st.Active, err = r.int(colAct); err != nil {
 		return err

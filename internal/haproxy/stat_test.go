@@ -24,7 +24,7 @@ func readFixture(t *testing.T, name string) []byte {
 // up is a healthy active server as HAProxy 2.6 shows it in the fixtures,
 // changed by mods.
 func up(name string, mods ...func(*Server)) Server {
-	s := Server{Name: name, Status: "UP", Weight: 100, CheckStatus: "L7OK", AgentStatus: "CHECKED", Usable: true}
+	s := Server{Name: name, Status: "UP", Weight: 100, CheckStatus: "L7OK", AgentStatus: "CHECKED", Usable: true, Stot: 2}
 	for _, m := range mods {
 		m(&s)
 	}
@@ -50,7 +50,7 @@ func fiveXX(s *Server) { s.Hrsp5xx = 2 }
 var backupUp = Server{Name: "b1", Status: "UP", Weight: 100, Backup: true, CheckStatus: "L7OK", Usable: true}
 
 func backend(act int, servers ...Server) BackendStats {
-	st := BackendStats{Backend: "api", Status: "UP", Active: act, Backup: 1, Servers: servers, Total: 5}
+	st := BackendStats{Backend: "api", Status: "UP", Active: act, Backup: 1, Algo: "roundrobin", Servers: servers, Total: 5}
 	for _, s := range servers {
 		if !s.Backup && s.Usable {
 			st.Usable++

@@ -1,8 +1,11 @@
 // Package site owns the site's live state: the poller reads HAProxy's service
-// backend on a fixed interval, feeds the health policy, and publishes each
-// result as an immutable Snapshot. Readers (the DNS server through a change
-// callback, the agent-check responder, status output) only load snapshots;
-// nothing outside the poller mutates site state.
+// backend on a fixed interval, feeds the health policy and the adaptive
+// weights, applies the operator's site drain, and publishes each result as an
+// immutable Snapshot. Readers (the DNS server through a change callback, the
+// agent-check responder, the control socket, status output) only load
+// snapshots; nothing outside the poller's Run goroutine mutates site state,
+// and drain requests reach it over a channel. It does not persist anything
+// itself: Config.SaveDrain does.
 package site
 
 import (
@@ -32,17 +35,46 @@ type Config struct {
 	Interval, Timeout time.Duration
 	// Policy is the health policy applied to each poll.
 	Policy health.Policy
+	// Adaptive, when not nil, turns on adaptive agent weights with this
+	// policy (agent.mode = "adaptive"); nil advertises 100% for every
+	// server (agent.mode = "static").
+	Adaptive *health.WeightPolicy
+	// DrainServers makes a site drain also drain every server through the
+	// agent, when the backend has a backup server (agent.drain_servers).
+	DrainServers bool
+	// Drain is the drain state restored at start, from the state file.
+	Drain Drain
+	// SaveDrain, if not nil, persists the drain state; it is called from the
+	// Run goroutine at every drain change, before the change is published.
+	SaveDrain func(Drain) error
 }
 
 // Snapshot is one published view of the site. It is immutable once
-// published: readers must not modify it or its slices.
+// published: readers must not modify it or its maps and slices.
 type Snapshot struct {
-	// Health is the policy's decision after the latest poll or check.
+	// Health is the site's state after the latest poll or drain change: the
+	// policy's decision, withdrawn while Drain.Active.
 	Health health.State
 	// Stats is the backend as of the last successful poll (zero before one).
 	Stats haproxy.BackendStats
 	// Polls counts polls done, successful or not.
 	Polls uint64
+	// PollErrors counts failed polls.
+	PollErrors uint64
+	// LastPollDuration is how long the latest poll took, successful or not.
+	LastPollDuration time.Duration
+	// LastPollAt is when the latest poll finished; zero before the first.
+	LastPollAt time.Time
+	// Weights maps each non-backup server to the weight the agent
+	// advertises, in percent of its configured weight (1 to 100). Servers
+	// missing from it get 100%.
+	Weights map[string]int
+	// StaticAlgo is true when adaptive weights are on but the backend's
+	// balance algorithm accepts only 0% and 100% (static-rr, first): every
+	// server is then advertised 100%.
+	StaticAlgo bool
+	// Drain is the site drain state.
+	Drain Drain
 
 	byName map[string]int // server name -> index in Stats.Servers
 }
@@ -55,18 +87,29 @@ type Poller struct {
 	now      func() time.Time
 	onChange func(health.State)
 
-	snap  atomic.Pointer[Snapshot]
-	ready chan struct{} // closed after the first poll
+	snap     atomic.Pointer[Snapshot]
+	ready    chan struct{}     // closed after the first poll
+	stopped  chan struct{}     // closed when Run returns
+	requests chan drainRequest // drain and resume, served by Run
 
 	// Owned by the Run goroutine only.
-	tracker *health.Tracker
-	lastErr string
-	polls   uint64
+	tracker    *health.Tracker
+	weigher    *health.Weigher // nil in static mode
+	weights    map[string]int
+	staticAlgo bool
+	drain      Drain
+	saveFailed bool // the last SaveDrain of forgetUndrained failed
+	lastErr    string
+	polls      uint64
+	pollErrors uint64
+	pollTook   time.Duration
+	pollAt     time.Time
 }
 
-// New returns a Poller that starts withdrawn. onChange, if not nil, is called
-// from the Run goroutine each time the site switches between serving and
-// withdrawn, after the new Snapshot is published; it must not block.
+// New returns a Poller that starts withdrawn (and drained, if cfg.Drain is
+// active). onChange, if not nil, is called from the Run goroutine each time
+// the site switches between serving and withdrawn, after the new Snapshot
+// is published; it must not block.
 func New(logger zerolog.Logger, source StatSource, cfg Config, onChange func(health.State)) *Poller {
 	p := &Poller{
 		log:      logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
@@ -75,9 +118,15 @@ func New(logger zerolog.Logger, source StatSource, cfg Config, onChange func(hea
 		now:      time.Now,
 		onChange: onChange,
 		ready:    make(chan struct{}),
+		stopped:  make(chan struct{}),
+		requests: make(chan drainRequest),
+		drain:    cfg.Drain,
+	}
+	if cfg.Adaptive != nil {
+		p.weigher = health.NewWeigher(*cfg.Adaptive)
 	}
 	p.tracker = health.NewTracker(cfg.Policy, p.now())
-	p.snap.Store(&Snapshot{Health: p.tracker.State()})
+	p.snap.Store(&Snapshot{Health: p.siteState(p.tracker.State()), Drain: p.drain})
 	return p
 }
 
@@ -87,10 +136,12 @@ func (p *Poller) Snapshot() *Snapshot { return p.snap.Load() }
 // Ready is closed once the first poll has finished, successful or not.
 func (p *Poller) Ready() <-chan struct{} { return p.ready }
 
-// Run polls at once and then every Interval until ctx is cancelled, and
-// returns nil after its last poll has finished. A poll never outlives its
-// Timeout, so Run returns within Timeout of cancellation.
+// Run polls at once and then every Interval, and serves Drain and Resume,
+// until ctx is cancelled; it returns nil after its last poll has finished. A
+// poll never outlives its Timeout, so Run returns within Timeout of
+// cancellation.
 func (p *Poller) Run(ctx context.Context) error {
+	defer close(p.stopped)
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
 	p.pollOnce(ctx)
@@ -101,6 +152,8 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			p.pollOnce(ctx)
+		case req := <-p.requests:
+			req.reply <- p.applyDrain(req)
 		}
 	}
 }
@@ -115,28 +168,91 @@ func (p *Poller) pollOnce(ctx context.Context) {
 	}
 	now := p.now()
 	p.polls++
+	p.pollTook, p.pollAt = now.Sub(start), now
+	if err != nil {
+		p.pollErrors++
+	}
 	p.logPollError(err)
 	obs := health.Observation{At: now, Usable: stats.Usable, Total: stats.Total, Err: err}
-	st, changed := p.tracker.Observe(obs)
+	st, _ := p.tracker.Observe(obs)
+	if err != nil {
+		stats = p.snap.Load().Stats
+	} else {
+		p.updateWeights(now, stats)
+		p.forgetUndrained(now, stats)
+	}
+	p.publish(stats, &err)
+	p.log.Debug().Int("usable", st.Usable).Int("total", st.Total).Bool("serving", p.snap.Load().Health.Serving).
+		Dur("took", p.pollTook).Err(err).Msg("poll")
+}
+
+// publish stores a new Snapshot from stats and the Run goroutine's state,
+// and reports a change of serving. pollErr is nil when no poll happened
+// (a drain change).
+func (p *Poller) publish(stats haproxy.BackendStats, pollErr *error) {
 	prev := p.snap.Load()
-	next := &Snapshot{Health: st, Stats: prev.Stats, Polls: p.polls, byName: prev.byName}
-	if err == nil {
-		next.Stats = stats
+	st := p.siteState(p.tracker.State())
+	next := &Snapshot{
+		Health: st, Stats: stats, Polls: p.polls, PollErrors: p.pollErrors,
+		LastPollDuration: p.pollTook, LastPollAt: p.pollAt,
+		Weights: p.weights, StaticAlgo: p.staticAlgo, Drain: p.drain, byName: prev.byName,
+	}
+	if pollErr != nil && *pollErr == nil {
 		next.byName = make(map[string]int, len(stats.Servers))
 		for i, sv := range stats.Servers {
 			next.byName[sv.Name] = i
 		}
 	}
 	p.snap.Store(next)
-	p.log.Debug().Int("usable", st.Usable).Int("total", st.Total).Bool("serving", st.Serving).
-		Dur("took", now.Sub(start)).Err(err).Msg("poll")
-	if changed {
-		p.log.Info().Bool("serving", st.Serving).Int("usable", st.Usable).Int("total", st.Total).
-			Int("min_up", st.Required).Str("reason", st.Reason).Msg("site state changed")
-		if p.onChange != nil {
-			p.onChange(st)
+	if st.Serving == prev.Health.Serving {
+		return
+	}
+	p.log.Info().Bool("serving", st.Serving).Int("usable", st.Usable).Int("total", st.Total).
+		Int("min_up", st.Required).Str("reason", st.Reason).Msg("site state changed")
+	if p.onChange != nil {
+		p.onChange(st)
+	}
+}
+
+// siteState is the policy's state, overridden while the site is drained.
+// After a drain, Since is no earlier than the drain's end.
+func (p *Poller) siteState(st health.State) health.State {
+	d := p.drain
+	switch {
+	case d.Active:
+		st.Serving = false
+		st.Reason = "drained: " + d.Reason
+		st.Since = d.Since
+	case !d.Since.IsZero() && d.Since.After(st.Since):
+		st.Since = d.Since
+	}
+	return st
+}
+
+// updateWeights computes the adaptive weights from a successful poll, and
+// warns once when the backend's algorithm ignores them.
+func (p *Poller) updateWeights(now time.Time, stats haproxy.BackendStats) {
+	if p.weigher == nil {
+		return
+	}
+	ws := p.weigher.Update(now, stats.Servers)
+	static := health.StaticAlgorithm(stats.Algo)
+	if static && !p.staticAlgo {
+		p.log.Warn().Str("algo", stats.Algo).Msg("adaptive weights have no effect: the backend's balance algorithm accepts only 0% and 100%; advertising 100%")
+	}
+	p.staticAlgo = static
+	weights := make(map[string]int, len(ws))
+	for name, w := range ws {
+		weights[name] = w.Percent
+		if static {
+			weights[name] = 100
+		}
+		if old, ok := p.weights[name]; ok && old != weights[name] {
+			p.log.Debug().Str("server", name).Int("from", old).Int("to", weights[name]).
+				Float64("latency_ms", w.Latency).Float64("error_ratio", w.ErrorRatio).Msg("weight changed")
 		}
 	}
+	p.weights = weights
 }
 
 // logPollError logs a poll error once per change of its text, and the
@@ -162,4 +278,35 @@ func (p *Poller) logPollError(err error) {
 func (s *Snapshot) HasServer(name string) bool {
 	_, ok := s.byName[name]
 	return ok
+}
+
+// Weight returns the weight the agent advertises for server, in percent.
+func (s *Snapshot) Weight(server string) int {
+	if w, ok := s.Weights[server]; ok {
+		return w
+	}
+	return 100
+}
+
+// AgentReply is the agent-check reply for an agent-send naming backend (""
+// when the request names only the server) and server: health.Reply applied
+// to this snapshot's knowledge of the server, its weight and the drain.
+func (s *Snapshot) AgentReply(backend, server string) string {
+	known := (backend == "" || backend == s.Stats.Backend) && s.HasServer(server)
+	return health.Reply(health.AgentInput{
+		Known:  known,
+		Weight: s.Weight(server),
+		Drain:  s.Drain.Drains(server),
+		Ready:  s.Drain.Readies(server),
+	})
+}
+
+// hasBackup reports whether the backend has a backup server.
+func hasBackup(st haproxy.BackendStats) bool {
+	for _, s := range st.Servers {
+		if s.Backup {
+			return true
+		}
+	}
+	return false
 }
