@@ -67,6 +67,10 @@ a = ["127.0.0.1"]
 aaaa = ["::1"]
 [agent]
 listen = "127.0.0.1:$AGENT_PORT"
+[control]
+socket = "$work/control.sock"
+state_file = "$work/state.json"
+quiet_period = "1s"
 EOF
 chmod 600 "$work/demo.toml"
 

@@ -130,7 +130,11 @@ func measureSite(tb testing.TB, setup agentSetup, rate int, dur time.Duration) (
 		converge = eventually(tb, 15*time.Second, func() bool {
 			last = statColumn(tb, hap, "weight")["s5"]
 			w, err := strconv.Atoi(last)
-			return err == nil && w <= setup.minWeight
+			// At or near min_weight: under -race and a loaded CI machine
+			// the fast servers' median is a few ms, which lifts the slow
+			// one's target a little above the floor; 4% of five servers
+			// is still under 1% of requests, outside the p99.
+			return err == nil && w <= max(setup.minWeight, 4)
 		}, func() string {
 			return "HAProxy applies a low weight to s5: weight " + last + ", rtime " + statColumn(tb, hap, "rtime")["s5"]
 		})

@@ -47,6 +47,7 @@ backend api
 
 func daemonConfig(t *testing.T, socket string, dnsPort, agentPort int) *config.Config {
 	t.Helper()
+	ctlDir := shortTempDir(t)
 	text := fmt.Sprintf(`
 site = "alpha"
 [haproxy]
@@ -71,12 +72,27 @@ aaaa = ["2001:db8::1"]
 listen = "127.0.0.1:%d"
 [metrics]
 listen = "off"
-`, socket, pollInterval, staleAfter, rise, fall, dnsPort, agentPort)
+[control]
+socket = %q
+state_file = %q
+`, socket, pollInterval, staleAfter, rise, fall, dnsPort, agentPort, ctlDir+"/control.sock", ctlDir+"/state.json")
 	cfg, err := config.Parse([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// shortTempDir is a temporary directory with a short path: unix socket
+// paths are limited to 108 bytes and t.TempDir's can be longer.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "spdu-ctl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // query asks the daemon for api.pool.domain.tld. A over UDP and returns the

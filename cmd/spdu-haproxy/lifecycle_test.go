@@ -98,6 +98,7 @@ func startLiveSite(t *testing.T, grace string) *liveSite {
 	s.dnsAddr = fmt.Sprintf("127.0.0.1:%d", dnsPort)
 	s.agentAddr = fmt.Sprintf("127.0.0.1:%d", agentPort)
 	s.web = fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	ctlDir := shortTempDir(t)
 	text := fmt.Sprintf(`site = "alpha"
 [haproxy]
 socket = %q
@@ -117,7 +118,10 @@ a = ["127.0.0.1"]
 listen = %q
 [metrics]
 listen = "127.0.0.1:%d"
-`, s.hap.Socket, s.dnsAddr, grace, s.agentAddr, webPort)
+[control]
+socket = %q
+state_file = %q
+`, s.hap.Socket, s.dnsAddr, grace, s.agentAddr, webPort, ctlDir+"/control.sock", ctlDir+"/state.json")
 	s.cfgPath = filepath.Join(t.TempDir(), "spdu.toml")
 	if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -251,4 +255,47 @@ func TestInsecureConfigRefused(t *testing.T) {
 	if code := realMain([]string{"check", "-allow-insecure-config", "-config", p}, &out, &errOut); code != 0 {
 		t.Errorf("check -allow-insecure-config: exit %d, stderr %q", code, errOut.String())
 	}
+}
+
+// TestDrainThroughDaemon drives the real daemon process's control socket with
+// the real command line: drain withdraws at once, survives a daemon restart,
+// shows in status and /status, and resume serves again.
+func TestDrainThroughDaemon(t *testing.T) {
+	s := startLiveSite(t, "0s")
+	d := startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	cli := func(args ...string) (int, string) {
+		var out, errOut strings.Builder
+		code := realMain(append(args[:1:1], append([]string{"-config", s.cfgPath}, args[1:]...)...), &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := cli("drain", "-reason", "kernel upgrade"); code != 0 {
+		t.Fatalf("drain: exit %d: %s", code, out)
+	}
+	if rc := query(s.dnsAddr); rc != dns.RcodeRefused {
+		t.Errorf("first query after drain returned: rcode %d, want REFUSED", rc)
+	}
+	if code, out := cli("status"); code != 0 || !strings.Contains(out, "kernel upgrade") {
+		t.Errorf("status: exit %d, output lacks the drain reason:\n%s", code, out)
+	}
+	var st statusDoc
+	if err := json.Unmarshal([]byte(httpGet(t, s.web+"/status")), &st); err != nil || !st.Drained || st.DrainNote != "kernel upgrade" || st.Serving {
+		t.Errorf("/status during drain = %+v (%v)", st, err)
+	}
+
+	d.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
+	<-d.done
+	startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "restarted daemon answers", func() bool { return query(s.dnsAddr) >= 0 })
+	// Several polls after the restart: still withdrawn.
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if rc := query(s.dnsAddr); rc != dns.RcodeRefused {
+			t.Fatalf("restarted daemon answers rcode %d during a drain, want REFUSED", rc)
+		}
+	}
+	if code, out := cli("resume"); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, out)
+	}
+	testenv.Eventually(t, 5*time.Second, "served after resume", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
 }

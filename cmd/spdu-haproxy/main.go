@@ -7,6 +7,9 @@
 //
 //	spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console] [-dry-run] [-allow-insecure-config]
 //	spdu-haproxy check [-config FILE] [-allow-insecure-config]
+//	spdu-haproxy drain  [-config FILE] [-socket PATH] [-reason TEXT] [-wait DURATION]
+//	spdu-haproxy resume [-config FILE] [-socket PATH]
+//	spdu-haproxy status [-config FILE] [-socket PATH] [-json]
 //	spdu-haproxy version
 //
 // This package only parses the command line, builds the components and runs
@@ -57,6 +60,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   spdu-haproxy run   [-config FILE] [-log-level LEVEL] [-log-format json|console] [-dry-run] [-allow-insecure-config]
   spdu-haproxy check [-config FILE] [-allow-insecure-config]
+  spdu-haproxy drain  [-config FILE] [-socket PATH] [-reason TEXT] [-wait DURATION]
+  spdu-haproxy resume [-config FILE] [-socket PATH]
+  spdu-haproxy status [-config FILE] [-socket PATH] [-json]
   spdu-haproxy version
 `
 
@@ -104,6 +110,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "# %s: valid; effective configuration with defaults:\n%s", *cfgPath, text)
 		return nil
+	case "drain", "resume", "status":
+		return controlMain(cmd, fs, rest, stdout, func() (string, error) {
+			cfg, err := loadConfig(*cfgPath, *insecure)
+			if err != nil {
+				return "", err
+			}
+			return cfg.Control.Socket, nil
+		})
 	case "version":
 		fmt.Fprintln(stdout, "spdu-haproxy", versionString())
 		return nil

@@ -83,7 +83,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	notifier := notify.New(logger, notify.Config{Exec: cfg.Notify.Exec, Webhook: cfg.Notify.Webhook, Timeout: cfg.Notify.Timeout.Duration})
 
 	rt := haproxy.NewRuntime(cfg.HAProxy.Socket)
-	poller := site.New(logger, rt.ShowStat, siteConfig(cfg), func(st health.State) {
+	sc, cs := siteConfig(cfg), controlSettingsOf(cfg)
+	if err := prepareSite(cs, &sc); err != nil {
+		return err
+	}
+	poller := site.New(logger, rt.ShowStat, sc, func(st health.State) {
 		if opts.dryRun {
 			logger.Info().Bool("serving", st.Serving).Str("reason", st.Reason).Msg("dry-run: zone stays served")
 		} else {
@@ -101,8 +105,7 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		return err
 	}
 	agent := haproxy.NewAgentServer(logger, func(backend, server string) string {
-		known := (backend == "" || backend == cfg.HAProxy.Backend) && poller.Snapshot().HasServer(server)
-		reply := health.AgentReply(known)
+		reply := poller.Snapshot().AgentReply(backend, server)
 		if opts.dryRun && reply != haproxy.AgentNoChange {
 			reply = "#dry-run: would reply " + reply
 		}
@@ -131,6 +134,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		return fail(fmt.Errorf("agent: %w", err))
 	}
 	release = append(release, func() { agent.Run(done) }) //nolint:errcheck // releasing only
+	ctl := newControlServer(logger, cs, cfg.Site, cfg.HAProxy.Socket, sc, poller, dnsSrv.Serving)
+	if err := ctl.Listen(); err != nil {
+		return fail(fmt.Errorf("control: %w", err))
+	}
+	release = append(release, func() { ctl.Run(done) }) //nolint:errcheck // releasing only
 	var metricsSrv *metrics.Server
 	if cfg.Metrics.Listen != "off" {
 		metricsSrv, err = metrics.NewServer(logger, cfg.Metrics.Listen, reg, func() any { return statusOf(cfg, poller.Snapshot(), dnsSrv) })
@@ -156,6 +164,7 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	back.start(dnsCtx, "notify", notifier.Run)
 	front.start(frontCtx, "agent", agent.Run)
 	front.start(frontCtx, "poller", poller.Run)
+	front.start(frontCtx, "control", ctl.Run)
 	if opts.notifyReady {
 		front.start(frontCtx, "systemd", func(ctx context.Context) error { return systemdNotify(ctx, logger, poller) })
 	}
@@ -206,6 +215,15 @@ func dnsConfig(cfg *config.Config) dnsserve.Config {
 		Hostmaster:  cfg.DNS.Hostmaster,
 		Withdraw:    cfg.DNS.RcodeWithdraw(),
 		Records:     recs,
+	}
+}
+
+func controlSettingsOf(cfg *config.Config) controlSettings {
+	return controlSettings{
+		Socket: cfg.Control.Socket, StateFile: cfg.Control.StateFile, Frontend: cfg.HAProxy.Frontend,
+		QuietPeriod: cfg.Control.QuietPeriod.Duration, Mode: cfg.Agent.Mode, DrainServers: cfg.Agent.DrainServers,
+		Weights: health.WeightPolicy{HalfLife: cfg.Agent.HalfLife.Duration, MinWeight: *cfg.Agent.MinWeight,
+			RecoveryRate: float64(cfg.Agent.RecoveryRate), Slack: cfg.Agent.LatencySlack.Duration},
 	}
 }
 

@@ -28,6 +28,8 @@ type statusDoc struct {
 	LastGood  *time.Time     `json:"last_good_poll,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
 	Polls     uint64         `json:"polls"`
+	Drained   bool           `json:"drained"`
+	DrainNote string         `json:"drain_reason,omitempty"`
 	Servers   []serverStatus `json:"servers"`
 }
 
@@ -36,6 +38,7 @@ type serverStatus struct {
 	Status      string `json:"status"`
 	Weight      int    `json:"weight"`
 	Usable      bool   `json:"usable"`
+	Advertised  int    `json:"advertised_weight"`
 	Backup      bool   `json:"backup,omitempty"`
 	AgentStatus string `json:"agent_status,omitempty"`
 }
@@ -45,15 +48,23 @@ func statusOf(cfg *config.Config, snap *site.Snapshot, dnsSrv *dnsserve.Server) 
 	doc := statusDoc{
 		Site: cfg.Site, Zone: cfg.DNS.Zone, Serving: h.Serving, DNSServes: dnsSrv.Serving(), Serial: dnsSrv.Serial(),
 		Reason: h.Reason, Since: h.Since, Usable: h.Usable, Total: h.Total, Required: h.Required,
-		LastError: h.LastError, Polls: snap.Polls, Servers: []serverStatus{},
+		LastError: h.LastError, Polls: snap.Polls, Drained: snap.Drain.Active, DrainNote: snap.Drain.Reason,
+		Servers: []serverStatus{},
 	}
 	if !h.LastGood.IsZero() {
 		lg := h.LastGood
 		doc.LastGood = &lg
 	}
 	for _, s := range snap.Stats.Servers {
+		adv := 0
+		if !s.Backup {
+			adv = 100
+			if w, ok := snap.Weights[s.Name]; ok {
+				adv = w
+			}
+		}
 		doc.Servers = append(doc.Servers, serverStatus{Name: s.Name, Status: s.Status, Weight: s.Weight,
-			Usable: s.Usable, Backup: s.Backup, AgentStatus: s.AgentStatus})
+			Usable: s.Usable, Advertised: adv, Backup: s.Backup, AgentStatus: s.AgentStatus})
 	}
 	return doc
 }
@@ -62,7 +73,8 @@ func siteMetrics(snap *site.Snapshot) metrics.Site {
 	h := snap.Health
 	return metrics.Site{
 		Serving: h.Serving, Since: h.Since, Usable: h.Usable, Total: h.Total, Required: h.Required,
-		Polls: snap.Polls, LastGood: h.LastGood,
+		Polls: snap.Polls, PollErrors: snap.PollErrors, LastPollDuration: snap.LastPollDuration, LastGood: h.LastGood,
+		Drained: snap.Drain.Active, Weights: snap.Weights,
 	}
 }
 

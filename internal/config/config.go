@@ -39,6 +39,9 @@ type Config struct {
 	Metrics Metrics `toml:"metrics"`
 	// Notify says whom to tell of state changes. Table "[notify]".
 	Notify Notify `toml:"notify"`
+	// Control is the local control socket and the drain state file. Table
+	// "[control]".
+	Control Control `toml:"control"`
 	// Peers are the other sites, probed in pool mode. Tables "[[peers]]".
 	Peers []Peer `toml:"peers"`
 }
@@ -83,6 +86,22 @@ type Peer struct {
 	InsecureSkipVerify bool `toml:"insecure_skip_verify"`
 }
 
+// Control is the "[control]" table: how `spdu-haproxy drain|resume|status`
+// reach the daemon, and where a drain is remembered.
+type Control struct {
+	// Socket is the unix control socket (mode 0600). Key "control.socket";
+	// default "/run/spdu-haproxy/control.sock"; absolute, at most 90 bytes.
+	Socket string `toml:"socket"`
+	// StateFile persists a site drain across restarts (written atomically,
+	// mode 0600). Key "control.state_file"; default
+	// "/var/lib/spdu-haproxy/state.json"; absolute.
+	StateFile string `toml:"state_file"`
+	// QuietPeriod is how long the frontend's session rate must stay zero
+	// before `drain -wait` returns. Key "control.quiet_period"; default 10s;
+	// 0s to 1h.
+	QuietPeriod *Duration `toml:"quiet_period"`
+}
+
 // Metrics is the "[metrics]" table.
 type Metrics struct {
 	// Listen is the TCP "host:port" serving /metrics (Prometheus text
@@ -114,6 +133,9 @@ type HAProxy struct {
 	// Backend is the backend whose servers carry the service. Key
 	// "haproxy.backend"; required.
 	Backend string `toml:"backend"`
+	// Frontend is the frontend whose session rate `drain -wait` watches.
+	// Key "haproxy.frontend"; default "" (then -wait is refused).
+	Frontend string `toml:"frontend"`
 	// PollInterval is the time between two polls of `show stat`. Key
 	// "haproxy.poll_interval"; default 500ms; 50ms to 1m.
 	PollInterval Duration `toml:"poll_interval"`
@@ -202,6 +224,27 @@ type Agent struct {
 	// ReadTimeout bounds the read of HAProxy's agent-send line. Key
 	// "agent.read_timeout"; default 1s; 10ms to 10s.
 	ReadTimeout Duration `toml:"read_timeout"`
+	// Mode is "static" (every known server gets 100%) or "adaptive"
+	// (response-time-aware weights). Key "agent.mode"; default "static".
+	Mode string `toml:"mode"`
+	// MinWeight is the adaptive floor in percent of the configured weight,
+	// never 0. Key "agent.min_weight"; default 10; 1 to 100.
+	MinWeight *int `toml:"min_weight"`
+	// HalfLife is the half-life of the adaptive signals' EWMA. Key
+	// "agent.half_life"; default 5s; 100ms to 10m.
+	HalfLife Duration `toml:"half_life"`
+	// RecoveryRate bounds how fast a lowered weight climbs back, in percent
+	// points per second. Key "agent.recovery_rate"; default 10; 1 to 100.
+	RecoveryRate int `toml:"recovery_rate"`
+	// LatencySlack is added to both a server's and the median latency
+	// before comparing them, so millisecond noise changes nothing. Key
+	// "agent.latency_slack"; default 10ms; 1ms to 10s.
+	LatencySlack Duration `toml:"latency_slack"`
+	// DrainServers also answers "drain" to HAProxy for every server during
+	// a site drain, sending stray clients to the backup server (the other
+	// site); only with a backup server in the backend. Key
+	// "agent.drain_servers"; default false.
+	DrainServers bool `toml:"drain_servers"`
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string such as
@@ -321,6 +364,31 @@ func (c *Config) Defaults() {
 	}
 	if c.Notify.Timeout.Duration == 0 {
 		c.Notify.Timeout.Duration = 10 * time.Second
+	}
+	if c.Agent.Mode == "" {
+		c.Agent.Mode = "static"
+	}
+	if c.Agent.MinWeight == nil {
+		ten := 10
+		c.Agent.MinWeight = &ten
+	}
+	if c.Agent.HalfLife.Duration == 0 {
+		c.Agent.HalfLife.Duration = 5 * time.Second
+	}
+	if c.Agent.RecoveryRate == 0 {
+		c.Agent.RecoveryRate = 10
+	}
+	if c.Agent.LatencySlack.Duration == 0 {
+		c.Agent.LatencySlack.Duration = 10 * time.Millisecond
+	}
+	if c.Control.Socket == "" {
+		c.Control.Socket = "/run/spdu-haproxy/control.sock"
+	}
+	if c.Control.StateFile == "" {
+		c.Control.StateFile = "/var/lib/spdu-haproxy/state.json"
+	}
+	if c.Control.QuietPeriod == nil {
+		c.Control.QuietPeriod = &Duration{10 * time.Second}
 	}
 	if c.DNS.Mode == "" {
 		c.DNS.Mode = "self"

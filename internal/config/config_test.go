@@ -22,6 +22,7 @@ a = ["1.2.3.4"]
 `
 
 func TestParseDefaults(t *testing.T) {
+	ten := 10
 	c, err := Parse([]byte(minimal))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,10 @@ func TestParseDefaults(t *testing.T) {
 			ShutdownGrace: &Duration{2 * time.Second},
 			Records:       map[string]Records{"api": {A: []string{"1.2.3.4"}}},
 		},
-		Agent:   Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}},
+		Agent: Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}, Mode: "static", MinWeight: &ten,
+			HalfLife: Duration{5 * time.Second}, RecoveryRate: 10, LatencySlack: Duration{10 * time.Millisecond}},
+		Control: Control{Socket: "/run/spdu-haproxy/control.sock", StateFile: "/var/lib/spdu-haproxy/state.json",
+			QuietPeriod: &Duration{10 * time.Second}},
 		Metrics: Metrics{Listen: "127.0.0.1:9405"},
 		Notify:  Notify{Timeout: Duration{10 * time.Second}},
 	}
@@ -188,6 +192,16 @@ zone =`), `unknown key "dns.zonee"`},
 		{"peer timeout", pool(peer + "timeout = \"2s\"\n"), `peers.beta.timeout: 2s must be positive and shorter than peers.beta.interval (1s)`},
 		{"peer rise", pool(peer + "rise = 101\n"), `peers.beta.rise: 101 must be from 1 to 100`},
 		{"peer unknown key", pool(peer + "weight = 3\n"), `unknown key "peers.weight"`},
+		{"agent mode", add("[agent]\nmode = \"smart\"\n"), `agent.mode: "smart" must be "static" or "adaptive"`},
+		{"min_weight zero", add("[agent]\nmin_weight = 0\n"), `agent.min_weight: 0 must be from 1 to 100 (0 would make HAProxy count the server unusable)`},
+		{"half_life", add("[agent]\nhalf_life = \"1h\"\n"), `agent.half_life: 1h0m0s must be from 100ms to 10m0s`},
+		{"recovery_rate", add("[agent]\nrecovery_rate = 500\n"), `agent.recovery_rate: 500 must be from 1 to 100 percent points per second`},
+		{"latency_slack", add("[agent]\nlatency_slack = \"0.1ms\"\n"), `agent.latency_slack: 100µs must be from 1ms to 10s`},
+		{"frontend name", replace(`backend = "api"`, "backend = \"api\"\nfrontend = \"w w\""), `haproxy.frontend: "w w" is not a valid HAProxy proxy name`},
+		{"control socket relative", add("[control]\nsocket = \"ctl.sock\"\n"), `control.socket: "ctl.sock" must be an absolute path of at most 90 bytes`},
+		{"control state file", add("[control]\nstate_file = \"state.json\"\n"), `control.state_file: "state.json" must be an absolute path`},
+		{"control same paths", add("[control]\nsocket = \"/run/x\"\nstate_file = \"/run/x\"\n"), `control.state_file: must differ from control.socket`},
+		{"quiet period", add("[control]\nquiet_period = \"2h\"\n"), `control.quiet_period: 2h0m0s must be from 0s to 1h0m0s`},
 		{"notify timeout", add("[notify]\ntimeout = \"1ms\"\n"), `notify.timeout: 1ms must be from 100ms to 5m0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -105,6 +105,9 @@ func (c *Config) Validate() error {
 	if err := c.Notify.validate(); err != nil {
 		return err
 	}
+	if err := c.Control.validate(); err != nil {
+		return err
+	}
 	return c.validatePeers()
 }
 
@@ -188,6 +191,9 @@ func (h *HAProxy) validate() error {
 	}
 	if !backendRe.MatchString(h.Backend) {
 		return fmt.Errorf("haproxy.backend: %q is not a valid HAProxy proxy name", h.Backend)
+	}
+	if h.Frontend != "" && !backendRe.MatchString(h.Frontend) {
+		return fmt.Errorf("haproxy.frontend: %q is not a valid HAProxy proxy name", h.Frontend)
 	}
 	if err := within("haproxy.poll_interval", h.PollInterval.Duration, 50*time.Millisecond, time.Minute); err != nil {
 		return err
@@ -332,7 +338,37 @@ func (a *Agent) validate() error {
 	if err := hostPort("agent.listen", a.Listen); err != nil {
 		return err
 	}
-	return within("agent.read_timeout", a.ReadTimeout.Duration, 10*time.Millisecond, 10*time.Second)
+	if err := within("agent.read_timeout", a.ReadTimeout.Duration, 10*time.Millisecond, 10*time.Second); err != nil {
+		return err
+	}
+	switch a.Mode {
+	case "static", "adaptive":
+	default:
+		return fmt.Errorf("agent.mode: %q must be \"static\" or \"adaptive\"", a.Mode)
+	}
+	if *a.MinWeight < 1 || *a.MinWeight > 100 {
+		return fmt.Errorf("agent.min_weight: %d must be from 1 to 100 (0 would make HAProxy count the server unusable)", *a.MinWeight)
+	}
+	if err := within("agent.half_life", a.HalfLife.Duration, 100*time.Millisecond, 10*time.Minute); err != nil {
+		return err
+	}
+	if a.RecoveryRate < 1 || a.RecoveryRate > 100 {
+		return fmt.Errorf("agent.recovery_rate: %d must be from 1 to 100 percent points per second", a.RecoveryRate)
+	}
+	return within("agent.latency_slack", a.LatencySlack.Duration, time.Millisecond, 10*time.Second)
+}
+
+func (c *Control) validate() error {
+	if !filepath.IsAbs(c.Socket) || len(c.Socket) > 90 {
+		return fmt.Errorf("control.socket: %q must be an absolute path of at most 90 bytes", c.Socket)
+	}
+	if !filepath.IsAbs(c.StateFile) {
+		return fmt.Errorf("control.state_file: %q must be an absolute path", c.StateFile)
+	}
+	if filepath.Clean(c.StateFile) == filepath.Clean(c.Socket) {
+		return fmt.Errorf("control.state_file: must differ from control.socket")
+	}
+	return within("control.quiet_period", c.QuietPeriod.Duration, 0, time.Hour)
 }
 
 func within(key string, d, lo, hi time.Duration) error {

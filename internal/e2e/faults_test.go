@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +140,15 @@ func TestSocketPermissionDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The control socket and state file go to a directory nobody owns.
+	stateDir := filepath.Join(cfgDir, "state")
+	if err := os.Mkdir(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(stateDir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	text = controlPaths.ReplaceAll(text, []byte(`${1} = "`+stateDir+`/${2}"`))
 	cfgPath := filepath.Join(cfgDir, "alpha.toml")
 	if err := os.WriteFile(cfgPath, text, 0o644); err != nil {
 		t.Fatal(err)
@@ -161,6 +171,10 @@ func TestSocketPermissionDenied(t *testing.T) {
 		t.Errorf("poll failure logged %d times, want once", n)
 	}
 }
+
+// controlPaths matches the control socket and state file lines of a daemon
+// config: $1 is the key, $2 the file name.
+var controlPaths = regexp.MustCompile(`(?m)^(socket|state_file) = ".*/(control\.sock|state\.json)"`)
 
 func startDaemonAs(t *testing.T, cfgPath string, uid uint32) *Daemon {
 	t.Helper()

@@ -169,6 +169,11 @@ func StartSite(t testing.TB, o SiteOpts, noDaemon bool) *Site {
 // path.
 func WriteDaemonConfig(t testing.TB, o SiteOpts, socket string, agentPort int) string {
 	t.Helper()
+	dir, err := os.MkdirTemp("", "spdu-e2e-"+o.Name+"-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	text := fmt.Sprintf(`site = %q
 [haproxy]
 socket = %q
@@ -191,8 +196,11 @@ a = [%q]
 listen = "127.0.0.1:%d"
 [metrics]
 listen = "off"
-`, o.Name, socket, o.MinUp, o.IP, o.DNSPort, o.IP, agentPort)
-	p := filepath.Join(t.TempDir(), o.Name+".toml")
+[control]
+socket = %q
+state_file = %q
+`, o.Name, socket, o.MinUp, o.IP, o.DNSPort, o.IP, agentPort, dir+"/control.sock", dir+"/state.json")
+	p := filepath.Join(dir, o.Name+".toml")
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
