@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,4 +85,130 @@ func TestDNSAbused(t *testing.T) {
 		t.Fatal("daemon exited during the flood")
 	default:
 	}
+}
+
+// abusePace is how long an abusive client waits before reconnecting after
+// the daemon cut it: 2,000 clients then open up to 10,000 connections a
+// second. Without a pause the test's own reconnect loop saturates this
+// 2-core machine and HAProxy's checks wait in the kernel's accept queue
+// (measured: agent_duration 20-100 ms, replies still correct).
+const abusePace = 200 * time.Millisecond
+
+// TestAgentPortAbused: fault 5. 1,000 idle connections and 1,000
+// connections sending garbage at the agent port, while HAProxy's real agent
+// checks (every 500 ms) must still get correct replies within 10 ms, and the
+// daemon's memory stays bounded.
+func TestAgentPortAbused(t *testing.T) {
+	t.Parallel()
+	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	agent := agentAddrOf(t, s)
+	before := rssKB(t, s.Daemon.cmd.Process.Pid)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// Half idle (connect, say nothing), half sending garbage without a
+	// newline; each reconnects when the daemon cuts it.
+	for i := range 2000 {
+		wg.Add(1)
+		go func(garbage bool) {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", agent, time.Second)
+				if err != nil {
+					continue
+				}
+				if garbage {
+					for j := range buf {
+						buf[j] = byte(rand.IntN(256))
+					}
+					c.Write(buf) //nolint:errcheck // abuse; the daemon may close on us
+				}
+				c.SetReadDeadline(time.Now().Add(3 * time.Second)) //nolint:errcheck
+				r := bufio.NewReader(c)
+				r.ReadString('\n') //nolint:errcheck // wait for the daemon to close or answer
+				c.Close()
+				select { // reconnect after a pause: see abusePace
+				case <-stop:
+					return
+				case <-time.After(abusePace):
+				}
+			}
+		}(i%2 == 1)
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	// Operator-style weight change: the agent must restore 100% despite the
+	// abuse, and every agent check must be answered (CHECKED) quickly.
+	for _, be := range s.Backends {
+		if _, err := s.HAProxy.Command("set server api/" + be.Name + " weight 37"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := 0
+	var last map[string]map[string]string
+	testenv.Eventually(t, 10*time.Second, "agent checks answered under abuse", func() bool {
+		last = statRows(t, s)
+		for _, be := range s.Backends {
+			r := last[be.Name]
+			d, _ := strconv.Atoi(r["agent_duration"])
+			if r["weight"] != "100" || r["agent_status"] != "CHECKED" || d > 10 {
+				good = 0
+				return false
+			}
+		}
+		good++
+		return good >= 20 // stable over many samples (200 ms of polling)
+	})
+	after := rssKB(t, s.Daemon.cmd.Process.Pid)
+	t.Logf("agent under abuse: RSS %d KiB before, %d KiB during; agent_duration of s1 %s ms", before, after, last["s1"]["agent_duration"])
+	if after > before+64*1024 {
+		t.Errorf("RSS grew from %d to %d KiB under agent abuse", before, after)
+	}
+}
+
+// rssKB returns a process's resident set size in KiB from /proc.
+func rssKB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// statRows reads `show stat api 6 -1` through the test's own client.
+func statRows(t *testing.T, s *Site) map[string]map[string]string {
+	t.Helper()
+	out, err := s.HAProxy.Command("show stat api 6 -1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	header := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
+	rows := map[string]map[string]string{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		row := map[string]string{}
+		for i, h := range header {
+			if i < len(f) {
+				row[h] = f[i]
+			}
+		}
+		rows[row["svname"]] = row
+	}
+	return rows
 }

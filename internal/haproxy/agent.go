@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,10 +27,14 @@ type ReplyFunc func(backend, server string) string
 // and writing the reply on one agent connection.
 const DefaultAgentReadTimeout = time.Second
 
-// MaxAgentConns is the number of agent connections served at once; further
-// connections are closed at once. HAProxy 2.6 then keeps the server as it is:
-// an agent that cannot be reached never changes a server (verified for a
-// refused connection; configuration manual §5.2 "agent-check").
+// MaxAgentConns is the number of agent connections kept open at once. When a
+// new connection arrives at the limit, the OLDEST open connection is cut, not
+// the new one: HAProxy sends its agent-send line the moment it connects and
+// is answered within a millisecond, so the connections that linger are idle
+// or abusive ones, and a flood of them can never lock HAProxy's checks out.
+// A cut connection gets no reply; HAProxy 2.6 then keeps the server as it is
+// (configuration manual §5.2 "agent-check"; verified for a refused
+// connection).
 const MaxAgentConns = 256
 
 // AgentServer answers HAProxy agent checks (configuration manual §5.2
@@ -40,11 +46,18 @@ type AgentServer struct {
 	logger      zerolog.Logger
 	reply       ReplyFunc
 	readTimeout time.Duration
-	// sem holds one token per connection being served.
+	// sem holds one token per connection goroutine, including cut ones
+	// still exiting: at most 2*MaxAgentConns, which bounds memory.
 	sem chan struct{}
 
 	mu sync.Mutex
 	ln net.Listener // set by Listen
+	// open lists the connections being served, oldest first; guarded by
+	// mu. A connection cut to make room is removed from it.
+	open    list.List
+	maxOpen int       // MaxAgentConns; tests lower it
+	cut     int       // connections cut since lastLog; guarded by mu
+	lastLog time.Time // of the last "cut" warning; guarded by mu
 }
 
 // NewAgentServer returns an AgentServer that answers with reply. readTimeout
@@ -58,7 +71,8 @@ func NewAgentServer(logger zerolog.Logger, reply ReplyFunc, readTimeout time.Dur
 		logger:      logger,
 		reply:       reply,
 		readTimeout: readTimeout,
-		sem:         make(chan struct{}, MaxAgentConns),
+		sem:         make(chan struct{}, 2*MaxAgentConns),
+		maxOpen:     MaxAgentConns,
 	}
 }
 
@@ -131,22 +145,58 @@ func (a *AgentServer) Run(ctx context.Context) error {
 		backoff = 0
 		select {
 		case a.sem <- struct{}{}:
-		default:
-			a.logger.Warn().Stringer("remote", conn.RemoteAddr()).Int("max", cap(a.sem)).Msg("agent connection limit reached, closing")
+		default: // cut connections have not exited yet: shed this one
 			_ = conn.Close()
 			continue
 		}
+		c := a.admit(conn)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-a.sem }()
-			a.serve(ctx, conn)
+			defer a.release(c)
+			a.serve(ctx, c)
 		}()
 	}
 }
 
+// agentConn is one open agent connection.
+type agentConn struct {
+	net.Conn
+	elem *list.Element // in AgentServer.open; guarded by AgentServer.mu
+	cut  atomic.Bool   // cut to make room: gets no reply
+}
+
+// admit records conn as open, cutting the oldest open connection when
+// maxOpen are open already.
+func (a *AgentServer) admit(conn net.Conn) *agentConn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open.Len() >= a.maxOpen {
+		oldest := a.open.Remove(a.open.Front()).(*agentConn)
+		oldest.cut.Store(true)
+		_ = oldest.SetDeadline(time.Unix(1, 0)) // its goroutine exits at once
+		a.cut++
+		if now := time.Now(); now.Sub(a.lastLog) >= time.Second {
+			a.logger.Warn().Int("cut", a.cut).Int("max", a.maxOpen).Msg("agent connections at the limit: cutting the oldest")
+			a.cut, a.lastLog = 0, now
+		}
+	}
+	c := &agentConn{Conn: conn}
+	c.elem = a.open.PushBack(c)
+	return c
+}
+
+// release forgets a connection that has been served; for one that was cut,
+// Remove does nothing (list.Remove checks membership).
+func (a *AgentServer) release(c *agentConn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open.Remove(c.elem)
+}
+
 // serve answers one agent connection.
-func (a *AgentServer) serve(ctx context.Context, conn net.Conn) {
+func (a *AgentServer) serve(ctx context.Context, conn *agentConn) {
 	defer conn.Close()
 	if err := conn.SetDeadline(time.Now().Add(a.readTimeout)); err != nil {
 		return
@@ -164,8 +214,12 @@ func (a *AgentServer) serve(ctx context.Context, conn net.Conn) {
 	} else {
 		reply = a.answer(log, line)
 	}
-	// A read that timed out used up the deadline: give the write its own.
-	if err := conn.SetWriteDeadline(time.Now().Add(a.readTimeout)); err != nil || ctx.Err() != nil {
+	// A read that timed out used up the deadline: give the write its own,
+	// unless the connection was cut to make room or the server is stopping.
+	if conn.cut.Load() || ctx.Err() != nil {
+		return
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(a.readTimeout)); err != nil || conn.cut.Load() {
 		return
 	}
 	if _, err := io.WriteString(conn, reply+"\n"); err != nil {

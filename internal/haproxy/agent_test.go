@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"strings"
@@ -19,7 +18,8 @@ func runAgent(t *testing.T, reply ReplyFunc, readTimeout time.Duration, maxConns
 	t.Helper()
 	a = NewAgentServer(zerolog.New(zerolog.NewTestWriter(t)), reply, readTimeout)
 	if maxConns > 0 {
-		a.sem = make(chan struct{}, maxConns)
+		a.maxOpen = maxConns
+		a.sem = make(chan struct{}, 2*maxConns)
 	}
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -126,8 +126,9 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 	}
 	defer held.Close()
 
-	// The held connection takes the only slot: the next one is closed at
-	// once without a reply.
+	// The idle connection holds the only slot; a real check arriving now
+	// cuts it (oldest first) and is answered, so idle connections can never
+	// lock HAProxy out.
 	extra, err := net.Dial("tcp", a.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -136,13 +137,26 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 	if err := extra.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := extra.Write([]byte("api/s1\n")); err != nil {
+		t.Fatal(err)
+	}
 	out, err := io.ReadAll(extra)
-	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("read over-limit connection: %v", err)
+	if err != nil || string(out) != "\n" {
+		t.Errorf("check over the limit got %q (%v), want the reply", out, err)
 	}
-	if len(out) != 0 {
-		t.Errorf("over-limit connection got %q, want nothing", out)
+	if err := held.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
 	}
+	if out, err := io.ReadAll(held); len(out) != 0 || (err != nil && !strings.Contains(err.Error(), "reset")) {
+		t.Errorf("oldest idle connection not cut: got %q, %v", out, err)
+	}
+	// A second idle connection to hold the slot for the shutdown check.
+	held2, err := net.Dial("tcp", a.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held2.Close()
+	held = held2
 
 	// Shutdown cuts the held connection: Run returns long before the
 	// one-minute read timeout.
