@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,18 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 	}
 	defer held.Close()
 
+	openConns := func() int { a.mu.Lock(); defer a.mu.Unlock(); return a.open.Len() }
+	waitOpen := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for openConns() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("open connections %d, want %d", openConns(), n)
+			}
+			runtime.Gosched() // polling the server's own state, bounded above
+		}
+	}
+	waitOpen(1) // the held connection is accepted before the next dial
 	// The idle connection holds the only slot; a real check arriving now
 	// cuts it (oldest first) and is answered, so idle connections can never
 	// lock HAProxy out.
@@ -157,6 +170,7 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 	}
 	defer held2.Close()
 	held = held2
+	waitOpen(1)
 
 	// Shutdown cuts the held connection: Run returns long before the
 	// one-minute read timeout.
