@@ -91,6 +91,8 @@ type Poller struct {
 	ready    chan struct{}     // closed after the first poll
 	stopped  chan struct{}     // closed when Run returns
 	requests chan drainRequest // drain and resume, served by Run
+	reconfig chan reconfigRequest
+	baseLog  zerolog.Logger // the logger given to New
 
 	// Owned by the Run goroutine only.
 	tracker    *health.Tracker
@@ -120,6 +122,8 @@ func New(logger zerolog.Logger, source StatSource, cfg Config, onChange func(hea
 		ready:    make(chan struct{}),
 		stopped:  make(chan struct{}),
 		requests: make(chan drainRequest),
+		reconfig: make(chan reconfigRequest),
+		baseLog:  logger,
 		drain:    cfg.Drain,
 	}
 	if cfg.Adaptive != nil {
@@ -154,6 +158,12 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.pollOnce(ctx)
 		case req := <-p.requests:
 			req.reply <- p.applyDrain(req)
+		case req := <-p.reconfig:
+			interval := p.cfg.Interval
+			p.applyReconfig(req)
+			if p.cfg.Interval != interval {
+				tick.Reset(p.cfg.Interval)
+			}
 		}
 	}
 }
