@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,23 +70,31 @@ const QueueSize = 64
 // Notifier delivers events in order on its own goroutine.
 type Notifier struct {
 	log    zerolog.Logger
-	cfg    Config
+	cfg    atomic.Pointer[Config]
 	client *http.Client
 	queue  chan Event
 }
 
 // New returns a Notifier; call Run to deliver.
 func New(logger zerolog.Logger, cfg Config) *Notifier {
-	return &Notifier{
+	n := &Notifier{
 		log:    logger.With().Str("component", "notify").Logger(),
-		cfg:    cfg,
-		client: &http.Client{Timeout: cfg.Timeout},
+		client: &http.Client{},
 		queue:  make(chan Event, QueueSize),
 	}
+	n.cfg.Store(&cfg)
+	return n
 }
 
+// SetConfig replaces the configuration (on a reload); events already queued
+// are delivered with the new one.
+func (n *Notifier) SetConfig(cfg Config) { n.cfg.Store(&cfg) }
+
 // Enabled reports whether events go anywhere.
-func (n *Notifier) Enabled() bool { return len(n.cfg.Exec) > 0 || n.cfg.Webhook != "" }
+func (n *Notifier) Enabled() bool {
+	c := n.cfg.Load()
+	return len(c.Exec) > 0 || c.Webhook != ""
+}
 
 // Notify queues e without blocking; it returns false when the event was
 // dropped because the queue is full or notifications are off.
@@ -116,44 +125,45 @@ func (n *Notifier) Run(ctx context.Context) error {
 }
 
 func (n *Notifier) deliver(ctx context.Context, e Event) {
+	cfg := *n.cfg.Load()
 	body, err := json.Marshal(e)
 	if err != nil { // cannot happen for this struct; keep the error visible
 		n.log.Error().Err(err).Msg("encode event")
 		return
 	}
-	if len(n.cfg.Exec) > 0 {
-		if err := n.runCommand(ctx, e, body); err != nil {
+	if len(cfg.Exec) > 0 {
+		if err := runCommand(ctx, cfg, e, body); err != nil {
 			n.log.Warn().Err(err).Str("state", e.State).Msg("notify command failed")
 		}
 	}
-	if n.cfg.Webhook != "" {
-		if err := n.post(ctx, body); err != nil {
+	if cfg.Webhook != "" {
+		if err := n.post(ctx, cfg, body); err != nil {
 			n.log.Warn().Err(err).Str("state", e.State).Msg("notify webhook failed")
 		}
 	}
 }
 
-func (n *Notifier) runCommand(ctx context.Context, e Event, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+func runCommand(ctx context.Context, cfg Config, e Event, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, n.cfg.Exec[0], n.cfg.Exec[1:]...)
+	cmd := exec.CommandContext(ctx, cfg.Exec[0], cfg.Exec[1:]...)
 	cmd.Env = append(os.Environ(), e.env()...)
 	cmd.Stdin = bytes.NewReader(body)
 	cmd.WaitDelay = time.Second // a child that keeps stdout open cannot hold us
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("run %s: timed out after %s", n.cfg.Exec[0], n.cfg.Timeout)
+			return fmt.Errorf("run %s: timed out after %s", cfg.Exec[0], cfg.Timeout)
 		}
-		return fmt.Errorf("run %s: %w: %.200s", n.cfg.Exec[0], err, out)
+		return fmt.Errorf("run %s: %w: %.200s", cfg.Exec[0], err, out)
 	}
 	return nil
 }
 
-func (n *Notifier) post(ctx context.Context, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+func (n *Notifier) post(ctx context.Context, cfg Config, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.cfg.Webhook, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.Webhook, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("post webhook: %w", err)
 	}
