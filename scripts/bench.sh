@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 4, written to docs/benchmarks.md (see its Method
+# section). Runs on a fresh Debian machine as root or with sudo: it installs
+# what is missing (dnsperf, knot, nsd, gdnsd, haproxy, bind9-dnsutils,
+# procps) and builds bin/.
+#
+#   scripts/bench.sh [all]  dns, then idle, then poll (default)
+#   scripts/bench.sh dns    DNS load: spdu-haproxy (behind a real local site),
+#                           Knot DNS, NSD and gdnsd with the same zone, 4 query
+#                           mixes, BENCH_ROUNDS rounds of BENCH_SECONDS per run
+#   scripts/bench.sh idle   the daemon's CPU with an idle zone, polling
+#                           HAProxy every 500 ms, over BENCH_IDLE_SECONDS
+#   scripts/bench.sh poll   the Go poll-cost benchmark, 1,000 and 10,000
+#                           servers (internal/bench)
+#
+# Each part replaces its own section of docs/benchmarks.md (BENCH_OUT).
+# Environment: BENCH_SECONDS (default 8) per dnsperf run, BENCH_ROUNDS (3),
+# BENCH_IDLE_SECONDS (20), BENCH_DNSPERF_OPTS ("-c 4 -q 100 -t 2"),
+# BENCH_PIN (1 with two cores or more: servers on core 1, load on core 0),
+# BENCH_PORT (25350: DNS ports PORT+1..PORT+4, agent PORT+5, HTTP PORT+6,
+# backup PORT+7; the demo backends need 127.0.0.1:4441-4445),
+# BENCH_OUT (docs/benchmarks.md), BENCH_SPDU_BIN (a prebuilt spdu-haproxy to
+# measure instead of building bin/spdu-haproxy), BENCH_SPDU_TOML (TOML lines
+# appended to the daemon's configuration; default `[dns.rrl]` `rate = -1`,
+# response rate limiting off).
+# With the defaults `all` takes about 8 minutes: 48 dnsperf runs of 8 s, 20 s
+# idle, about 30 s of poll benchmark, plus set-up. Everything listens on
+# 127.0.0.1 only and everything started is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+part=${1:-all}
+case $part in
+  all | dns | idle | poll) ;;
+  *) echo "usage: scripts/bench.sh [all|dns|idle|poll]" >&2; exit 2 ;;
+esac
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
+IDLE_SECONDS=${BENCH_IDLE_SECONDS:-20}
+DNSPERF_OPTS=${BENCH_DNSPERF_OPTS:-"-c 4 -q 100 -t 2"}
+OUT=${BENCH_OUT:-docs/benchmarks.md}
+PORT=${BENCH_PORT:-25350}
+if [ "$(nproc)" -ge 2 ]; then PIN=${BENCH_PIN:-1}; else PIN=0; fi
+CLK_TCK=$(getconf CLK_TCK)
+SERVERS="spdu-haproxy knot nsd gdnsd"
+MIXES="a mixed a+edns mixed+edns"
+AGENT_PORT=$((PORT + 5)) HTTP_PORT=$((PORT + 6)) BACKUP_PORT=$((PORT + 7))
+
+. scripts/bench/lib.sh
+. scripts/bench/servers.sh
+. scripts/bench/report.sh
+set_pinning
+
+work=$(mktemp -d /tmp/spdu-bench.XXXXXX)
+cleanup() {
+  stop_all
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+# install_missing installs the Debian packages the benchmark runs, only when
+# something is missing. The daemons' own services are not wanted: where
+# systemd started them on install, they are stopped and disabled again.
+install_missing() {
+  local missing="" svc
+  command -v dnsperf >/dev/null || missing+=" dnsperf"
+  [ -x /usr/sbin/knotd ] || missing+=" knot"
+  [ -x /usr/sbin/nsd ] || missing+=" nsd"
+  [ -x /usr/sbin/gdnsd ] || missing+=" gdnsd"
+  [ -x /usr/sbin/haproxy ] || missing+=" haproxy"
+  command -v dig >/dev/null || missing+=" bind9-dnsutils"
+  command -v pgrep >/dev/null || missing+=" procps"
+  [ -z "$missing" ] && return 0
+  echo "bench: installing:$missing"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  if [ -d /run/systemd/system ]; then
+    for svc in knot nsd gdnsd haproxy; do
+      case " $missing " in *" $svc "*) $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
+    done
+  fi
+}
+
+server_port() {
+  case $1 in
+    spdu-haproxy) echo $((PORT + 1)) ;; knot) echo $((PORT + 2)) ;;
+    nsd) echo $((PORT + 3)) ;; gdnsd) echo $((PORT + 4)) ;;
+  esac
+}
+
+server_pid() {
+  case $1 in
+    spdu-haproxy) echo "$SPDU_PID" ;; knot) echo "$KNOT_PID" ;;
+    nsd) echo "$NSD_PID" ;; gdnsd) echo "$GDNSD_PID" ;;
+  esac
+}
+
+server_version() {
+  case $1 in
+    spdu-haproxy) "$SPDU_BIN" version 2>&1 | head -n 1 ;;
+    knot) /usr/sbin/knotd -V | sed -n 's/.*version //p' ;;
+    nsd) /usr/sbin/nsd -v 2>&1 | sed -n 's/^NSD version //p' ;;
+    gdnsd) /usr/sbin/gdnsd --help 2>&1 | sed -n 's/^gdnsd version \([^ ]*\).*/\1/p' | head -n 1 ;;
+  esac
+}
+
+mix_label() {
+  case $1 in
+    a) echo "A" ;; mixed) echo "mixed" ;; a+edns) echo "A +EDNS0" ;; mixed+edns) echo "mixed +EDNS0" ;;
+  esac
+}
+
+# write_queries writes the dnsperf input files: $work/q.a (api A) and
+# $work/q.mixed (100 lines: 90 api A, 5 www AAAA, 5 non-existent names,
+# spread evenly).
+write_queries() {
+  echo "api.$ZONE A" >"$work/q.a"
+  local i
+  for i in $(seq 1 100); do
+    if [ $((i % 20)) = 10 ]; then
+      echo "www.$ZONE AAAA"
+    elif [ $((i % 20)) = 0 ]; then
+      echo "nothere$((i / 20)).$ZONE A"
+    else
+      echo "api.$ZONE A"
+    fi
+  done >"$work/q.mixed"
+}
+
+build() {
+  go build -o bin/demo-backend ./cmd/demo-backend
+  if [ -n "${BENCH_SPDU_BIN:-}" ]; then
+    SPDU_BIN=$BENCH_SPDU_BIN
+  else
+    go build -o bin/spdu-haproxy ./cmd/spdu-haproxy
+    SPDU_BIN=bin/spdu-haproxy
+  fi
+}
+
+# busy_ticks: CPU time the whole machine spent not idle, in clock ticks.
+busy_ticks() {
+  awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+
+start_servers() {
+  start_site "$(server_port spdu-haproxy)"
+  start_knot "$(server_port knot)"
+  start_nsd "$(server_port nsd)"
+  start_gdnsd "$(server_port gdnsd)"
+}
+
+# check_answers makes sure every server gives the same rcodes for the four
+# kinds of query, and records reply sizes in $work/sizes.
+check_answers() {
+  local s p want got
+  : >"$work/sizes"
+  for s in $SERVERS; do
+    p=$(server_port "$s")
+    for want in "api.$ZONE A NOERROR" "www.$ZONE AAAA NOERROR" "nothere1.$ZONE A NXDOMAIN"; do
+      set -- $want
+      got=$(dns_status "$p" "$1" "$2")
+      [ "$got" = "$3" ] || { echo "bench: $s answers $1 $2 with '$got', want $3" >&2; return 1; }
+    done
+    echo "$s $(msg_size "$p" "api.$ZONE" A +noedns) $(msg_size "$p" "api.$ZONE" A +edns=0 +nocookie)" \
+      "$(msg_size "$p" "www.$ZONE" AAAA +noedns) $(msg_size "$p" "nothere1.$ZONE" A +noedns)" >>"$work/sizes"
+  done
+}
+
+# one_run SERVER MIX ROUND: one dnsperf run, one line appended to
+# $work/results (see dns_table).
+one_run() {
+  local server=$1 mix=$2 round=$3 pid port file edns=0 c0 c1 b0 b1 t r
+  pid=$(server_pid "$server") port=$(server_port "$server")
+  file=$work/q.${mix%+edns}
+  [ "$mix" != "${mix%+edns}" ] && edns=1
+  c0=$(cpu_ticks "$pid") b0=$(busy_ticks)
+  TIMEFORMAT='%U %S'
+  t=$( { time run_dnsperf "$port" "$file" "$edns" "$work/dnsperf.out"; } 2>&1 ) || {
+    echo "bench: dnsperf against $server failed:" >&2; cat "$work/dnsperf.out" >&2; return 1; }
+  c1=$(cpu_ticks "$pid") b1=$(busy_ticks)
+  kill -0 "$pid" 2>/dev/null || { echo "bench: $server died during the run" >&2; cat "$work/$server.log" >&2 || true; return 1; }
+  r=$(parse_dnsperf "$work/dnsperf.out") || { echo "bench: cannot read dnsperf output:" >&2; cat "$work/dnsperf.out" >&2; return 1; }
+  # The rest of the machine: busy time minus the server's and dnsperf's.
+  local other dp
+  dp=$(echo "$t" | awk -v hz="$CLK_TCK" '{print int(($1 + $2) * hz + 0.5)}')
+  other=$((b1 - b0 - (c1 - c0) - dp))
+  [ "$other" -ge 0 ] || other=0
+  set -- $r
+  echo "$server $mix $round $1 $2 $3 $4 $((c1 - c0)) $(hwm_kb "$pid") $other $dp" >>"$work/results"
+  printf 'bench: round %s %-12s %-10s %8.0f qps %6.3f ms lost %-6s cpu %5.2f s\n' \
+    "$round" "$mix" "$server" "$3" "$4" "$2" "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN {print t / hz}')"
+}
+
+part_dns() {
+  local round mix server i machine
+  machine=$(machine_line)
+  write_queries
+  check_answers
+  # Warm-up, not recorded: one short run per server.
+  for server in $SERVERS; do
+    "${CORE0[@]}" dnsperf -s 127.0.0.1 -p "$(server_port "$server")" -d "$work/q.a" -l 1 $DNSPERF_OPTS >/dev/null 2>&1 || true
+  done
+  : >"$work/results"
+  local list=($SERVERS)
+  for round in $(seq 1 "$ROUNDS"); do
+    for mix in $MIXES; do
+      for i in 0 1 2 3; do
+        server=${list[$(((i + round - 1) % 4))]}
+        one_run "$server" "$mix" "$round"
+      done
+    done
+  done
+  {
+    echo
+    echo "## DNS load"
+    echo
+    echo "$machine"
+    echo
+    printf 'Each run: `dnsperf -s 127.0.0.1 -p PORT -d FILE -l %s %s` (plus `-e` for +EDNS0), ' "$SECONDS_PER_RUN" "$DNSPERF_OPTS"
+    printf 'dnsperf %s; %s rounds; ' "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$ROUNDS"
+    if [ "$PIN" = 1 ]; then echo 'servers pinned to core 1 (`taskset -c 1`), dnsperf to core 0.'; else echo 'no pinning.'; fi
+    echo
+    echo "spdu-haproxy: response rate limiting $SPDU_RRL.${BENCH_SPDU_BIN:+ Binary: \`$BENCH_SPDU_BIN\` (BENCH_SPDU_BIN), not built by the script.}"
+    echo
+    dns_table "$work/results"
+    echo
+    echo "Reply sizes in bytes (\`dig +noedns\`; EDNS0 with \`+edns=0 +nocookie\`):"
+    echo
+    sizes_table "$work/sizes"
+    echo
+    echo "Command: \`BENCH_SECONDS=$SECONDS_PER_RUN BENCH_ROUNDS=$ROUNDS scripts/bench.sh dns\`."
+    echo
+  } >"$work/dns.md"
+  write_doc "$OUT" dns "$work/dns.md"
+  echo "bench: wrote the DNS section of $OUT"
+}
+
+part_idle() {
+  local c0 c1 h0 h1 pct hpct rss machine
+  machine=$(machine_line)
+  sleep 2 # let the site settle after start-up
+  c0=$(cpu_ticks "$SPDU_PID") h0=$(cpu_ticks "$HAPROXY_PID")
+  sleep "$IDLE_SECONDS"
+  c1=$(cpu_ticks "$SPDU_PID") h1=$(cpu_ticks "$HAPROXY_PID")
+  pct=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.2f", 100 * t / hz / s}')
+  hpct=$(awk -v t=$((h1 - h0)) -v hz="$CLK_TCK" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.2f", 100 * t / hz / s}')
+  rss=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$SPDU_PID/status")
+  echo "bench: idle: spdu-haproxy $pct% of one core, HAProxy $hpct%"
+  {
+    echo
+    echo "## Idle"
+    echo
+    echo "$machine"
+    echo
+    echo "spdu-haproxy serving the zone with no queries, polling HAProxy (5 servers, agent checks every 1 s) with the default \`poll_interval\` of 500 ms, over $IDLE_SECONDS s (\`BENCH_IDLE_SECONDS=$IDLE_SECONDS scripts/bench.sh idle\`):"
+    echo
+    echo "| process | CPU time | % of one core | RSS MiB |"
+    echo "| --- | ---: | ---: | ---: |"
+    printf '| spdu-haproxy | %s s | %s | %s |\n' "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" 'BEGIN {print t / hz}')" "$pct" "$rss"
+    printf '| HAProxy (whole process: checks, agent checks, the polls it answers) | %s s | %s | %s |\n' \
+      "$(awk -v t=$((h1 - h0)) -v hz="$CLK_TCK" 'BEGIN {print t / hz}')" "$hpct" \
+      "$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$HAPROXY_PID/status")"
+    echo
+    echo "Target (issue 4): spdu-haproxy under 1% of one core. CPU times have a resolution of $((1000 / CLK_TCK)) ms."
+    echo
+  } >"$work/idle.md"
+  write_doc "$OUT" idle "$work/idle.md"
+  echo "bench: wrote the idle section of $OUT"
+}
+
+part_poll() {
+  local machine
+  machine=$(machine_line)
+  echo "bench: go test ./internal/bench -run '^\$' -bench PollCost (about 30 s)"
+  go test ./internal/bench -run '^$' -bench PollCost -benchtime 1s -count 1 2>&1 | tee "$work/poll.out"
+  grep -q '^ok' "$work/poll.out" || { echo "bench: the poll benchmark failed" >&2; return 1; }
+  {
+    echo
+    echo "## Poll cost"
+    echo
+    echo "$machine"
+    echo
+    echo "One poll of backend \`api\` with N servers (plus one backup), HAProxy $(/usr/sbin/haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p'); \`go test ./internal/bench -run '^\$' -bench PollCost -benchtime 1s -count 1\` (\`scripts/bench.sh poll\`). Paths: \`spdu\` is what the daemon does each poll (ShowStat over the socket, parse, Tracker, Weigher); \`parse\` is ParseStat alone on one dump; \`client-native\` is client-native v5's \`GetStats\`."
+    echo
+    poll_table "$work/poll.out"
+    echo
+    echo "Target (issue 4): 10,000 servers in under 50 ms of our CPU per poll. The daemon's default \`poll_timeout\` is half of \`poll_interval\`, 250 ms: a poll whose wall time exceeds it fails."
+    echo
+  } >"$work/poll.md"
+  write_doc "$OUT" poll "$work/poll.md"
+  echo "bench: wrote the poll section of $OUT"
+}
+
+case $part in
+  poll)
+    install_missing
+    part_poll
+    ;;
+  *)
+    install_missing
+    build
+    start_servers
+    echo "bench: all four servers answer; work dir $work"
+    [ "$part" = dns ] || part_idle
+    [ "$part" = idle ] || part_dns
+    stop_all
+    [ "$part" = all ] && part_poll
+    ;;
+esac
+echo "bench: done; see $OUT"

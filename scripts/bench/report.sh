@@ -1,0 +1,172 @@
+# shellcheck shell=bash
+# Markdown output of scripts/bench.sh: the tables of each part (dns, idle,
+# poll) and docs/benchmarks.md, whose sections are replaced one at a time so
+# that `bench.sh poll` keeps the DNS table of an earlier run. Sourced, not
+# run.
+
+SECTIONS="dns idle poll"
+
+# machine_line: date, cores, CPU model, kernel and commit, one markdown line.
+machine_line() {
+  local model commit dirty=""
+  model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [ -n "$(git status --porcelain -- cmd internal go.mod go.sum 2>/dev/null)" ] && dirty=" with uncommitted changes"
+  printf 'Measured %s on %s cores (%s), Linux %s, load average %s at start; spdu-haproxy built from %s%s.\n' \
+    "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" "${model:-unknown CPU}" "$(uname -r)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$commit" "$dirty"
+}
+
+# median: the median of the numbers on stdin (mean of the middle two).
+median() {
+  sort -g | awk '{v[NR] = $1} END {
+    if (NR == 0) { print "nan"; exit }
+    if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+  }'
+}
+
+# dns_table RESULTS: the DNS table from the runs file, whose lines are
+# "server mix round completed lost qps latency_ms cpu_ticks hwm_kb other_ticks
+# dnsperf_ticks".
+# Each cell is the median of the rounds; peak RSS is the largest VmHWM seen.
+dns_table() {
+  local results=$1 mix server qps lat lost cpu qpc rss other dp best_qpc best_qps
+  local tmp=$work/medians
+  : >"$tmp"
+  for mix in $MIXES; do
+    for server in $SERVERS; do
+      sel() { awk -v s="$server" -v m="$mix" '$1 == s && $2 == m' "$results"; }
+      qps=$(sel | awk '{print $6}' | median)
+      lat=$(sel | awk '{print $7}' | median)
+      lost=$(sel | awk '{print $5}' | median)
+      cpu=$(sel | awk -v hz="$CLK_TCK" '{print $8 / hz}' | median)
+      qpc=$(sel | awk -v hz="$CLK_TCK" '$8 > 0 {print $4 / ($8 / hz)}' | median)
+      rss=$(sel | awk 'BEGIN {m = 0} $9 > m {m = $9} END {print m / 1024}')
+      other=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $10 / hz / s}' | median)
+      dp=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $11 / hz / s}' | median)
+      echo "$mix $server $qps $lat $lost $cpu $qpc $rss $other $dp" >>"$tmp"
+    done
+  done
+  echo "| mix | server | QPS | avg latency ms | lost | server CPU s | queries / CPU-s | ÷ best peer (q/CPU-s) | ÷ best peer (QPS) | peak RSS MiB | dnsperf CPU % | other CPU % |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for mix in $MIXES; do
+    best_qpc=$(awk -v m="$mix" '$1 == m && $2 != "spdu-haproxy" {print $7}' "$tmp" | sort -g | tail -n 1)
+    best_qps=$(awk -v m="$mix" '$1 == m && $2 != "spdu-haproxy" {print $3}' "$tmp" | sort -g | tail -n 1)
+    awk -v m="$mix" -v label="$(mix_label "$mix")" -v bc="$best_qpc" -v bq="$best_qps" '$1 == m {
+      printf "| %s | %s | %.0f | %.3f | %.0f | %.2f | %.0f | %.2f | %.2f | %.1f | %.0f | %.0f |\n",
+        label, $2, $3, $4, $5, $6, $7, (bc > 0 ? $7 / bc : 0), (bq > 0 ? $3 / bq : 0), $8, $10, $9
+    }' "$tmp"
+  done
+}
+
+# sizes_table SIZES: reply sizes per server, from lines
+# "server a_plain a_edns nodata nxdomain".
+sizes_table() {
+  echo "| server | version | api A | api A, EDNS0 | www AAAA (NODATA) | nothere A (NXDOMAIN) |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  local server a ae nd nx
+  while read -r server a ae nd nx; do
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$server" "$(server_version "$server")" "$a" "$ae" "$nd" "$nx"
+  done <"$1"
+}
+
+# poll_table GOTEST_OUTPUT: BenchmarkPollCost lines as a markdown table.
+poll_table() {
+  echo "| servers | path | polls run | wall ms / poll | our CPU ms / poll | HAProxy CPU ms / poll | MB allocated / poll | allocs / poll |"
+  echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  awk '/^BenchmarkPollCost\// {
+    split($1, p, "/"); n = p[2]; sub(/^servers=/, "", n); path = p[3]; sub(/-[0-9]+$/, "", path)
+    wall = $3 / 1e6; cpu = "-"; hcpu = "-"; mb = "-"; al = "-"
+    # After the name, the iterations and "N ns/op" come value-unit pairs.
+    for (i = 5; i < NF; i += 2) {
+      if ($(i+1) == "cpu-ms/op") cpu = sprintf("%.1f", $i)
+      if ($(i+1) == "haproxy-cpu-ms/op") hcpu = sprintf("%.1f", $i)
+      if ($(i+1) == "B/op") mb = sprintf("%.1f", $i / 1e6)
+      if ($(i+1) == "allocs/op") al = $i
+    }
+    if (path == "parse") hcpu = "n/a"
+    printf "| %s | %s | %s | %.1f | %s | %s | %s | %s |\n", n, path, $2, wall, cpu, hcpu, mb, al
+  }' "$1"
+}
+
+# write_doc FILE NAME CONTENT_FILE: rewrites FILE with the current header,
+# the section NAME from CONTENT_FILE and the other sections as they were.
+write_doc() {
+  local doc=$1 name=$2 content=$3 tmp s
+  tmp=$(mktemp "$work/doc.XXXXXX")
+  doc_header >"$tmp"
+  for s in $SECTIONS; do
+    echo "<!-- bench:$s:begin -->"
+    if [ "$s" = "$name" ]; then
+      cat "$content"
+    elif [ -f "$doc" ] && grep -q "<!-- bench:$s:begin -->" "$doc"; then
+      sed -n "/<!-- bench:$s:begin -->/,/<!-- bench:$s:end -->/p" "$doc" | sed '1d;$d'
+    else
+      printf '\n_Not measured yet: run `scripts/bench.sh %s`._\n\n' "$s"
+    fi
+    echo "<!-- bench:$s:end -->"
+  done >>"$tmp"
+  mkdir -p "$(dirname "$doc")"
+  mv "$tmp" "$doc"
+}
+
+# doc_header: the title and the method, the part of the document that is
+# not measured.
+doc_header() {
+  cat <<'EOF'
+# Benchmarks
+
+Generated by `scripts/bench.sh` (`make bench`); do not edit by hand; rerun
+it. Issue 4 sets the targets: answer at least as cheaply as the best of Knot
+DNS, NSD and gdnsd; poll a 10,000-server backend in under 50 ms of CPU; stay
+under 1% of one core when idle.
+
+## Method
+
+- **Servers.** Every server is on 127.0.0.1 with the same zone
+  `pool.domain.tld` (TTL 5): SOA and NS `alpha.domain.tld.`,
+  `beta.domain.tld.` at the apex, `api` A 127.0.0.1 and AAAA ::1, `www` A
+  127.0.0.1 only. spdu-haproxy runs behind a real local site, as in
+  `scripts/demo.sh` (HAProxy 2.6 with `examples/haproxy.cfg` and five demo
+  backends), so it is polling HAProxy every 500 ms and serving the zone
+  while measured. Knot DNS runs with `udp-workers: 1`, NSD with
+  `server-count: 1` and `rrl-ratelimit: 0` (its rate limiting would drop
+  most of the load), gdnsd with `udp_threads => 1`; everything else is
+  each server's default (so NSD, for one, adds the NS RRset to every answer).
+- **Pinning.** With two cores or more, every server runs on core 1 and
+  dnsperf (and HAProxy and the demo backends) on core 0 (`taskset`).
+- **Load.** One dnsperf per run, `dnsperf -s 127.0.0.1 -p PORT -d FILE -l
+  SECONDS` plus the settings shown with the table, the same for every server.
+  Mixes: `A` is `api A` only; `mixed` is 90% `api A`, 5% `www AAAA`
+  (NODATA) and 5% names that do not exist (NXDOMAIN, 5 different names);
+  `+EDNS0` adds `-e` (an OPT record in every query).
+- **Rounds.** Each round runs every mix against every server in turn (the
+  server order rotates from round to round), so a slow spell of the machine
+  hits every server alike; each cell is the median of its rounds.
+- **Columns.** QPS, average latency and lost queries are dnsperf's. Server
+  CPU is the user+system time of the server's processes during the run
+  (`/proc/PID/stat` utime+stime, summed over NSD's forked processes);
+  queries / CPU-s is completed queries divided by it: the figure that
+  matters when DNS shares the machine with HAProxy, and the one that does
+  not depend on how hard dnsperf can push. "÷ best peer" divides by the
+  best of Knot, NSD and gdnsd in the same mix. Peak RSS is VmHWM (summed
+  over NSD's processes, so an upper bound there). dnsperf CPU % is the load
+  generator's own CPU time in percent of one core: near 100 it, not the
+  server, limits QPS. Other CPU % is the CPU time the rest of the machine
+  (neither the server nor dnsperf) used during the run, in percent of one
+  core. It includes softirq time, which Linux charges to no process: much
+  of the loopback packet path runs there, so part of every server's real
+  cost shows up in this column, not in server CPU; it also includes any
+  other load on the machine, so large values mean the run was disturbed.
+- **Poll cost.** `go test ./internal/bench -run '^$' -bench PollCost`
+  starts a real HAProxy with a generated backend of 1,000 or 10,000 servers
+  (HTTP checks once an hour against a local frontend, so every server is UP)
+  and measures one poll as the daemon does it (`haproxy.Runtime.ShowStat`,
+  the health Tracker and the adaptive Weigher), ParseStat alone, and
+  client-native's `GetStats` for comparison. Our CPU is getrusage of the
+  benchmark process; HAProxy's CPU is from `/proc` (10 ms resolution).
+- **Idle.** The daemon's CPU over a quiet spell with the default
+  `poll_interval` (500 ms), no DNS queries.
+
+EOF
+}
