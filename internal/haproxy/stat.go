@@ -162,7 +162,9 @@ func ParseStat(data []byte, backend string) (BackendStats, error) {
 		return BackendStats{}, fmt.Errorf("parse show stat %s: haproxy replied %q", backend, firstLine(data))
 	}
 	r := csv.NewReader(bytes.NewReader(data[len("# "):]))
-	r.ReuseRecord = false
+	// The record slice is reused row to row; the strings kept in a Server
+	// are cloned so that one dump's lines are not pinned by the snapshot.
+	r.ReuseRecord = true
 	header, err := r.Read()
 	if err != nil {
 		return BackendStats{}, fmt.Errorf("parse show stat %s: header: %w", backend, err)
@@ -173,7 +175,7 @@ func ParseStat(data []byte, backend string) (BackendStats, error) {
 	}
 	r.FieldsPerRecord = len(header)
 
-	st := BackendStats{Backend: backend}
+	st := BackendStats{Backend: backend, Servers: make([]Server, 0, bytes.Count(data, []byte("\n")))}
 	seenBackend := false
 	for {
 		rec, err := r.Read()
@@ -294,10 +296,10 @@ func (r statRow) counter(col string) (int64, error) {
 
 func (r statRow) server() (Server, error) {
 	s := Server{
-		Name:        r.get(colSvname),
-		Status:      r.get(colStatus),
-		CheckStatus: strings.TrimPrefix(r.get(colCheckStatus), "* "),
-		AgentStatus: strings.TrimPrefix(r.get(colAgentStatus), "* "),
+		Name:        strings.Clone(r.get(colSvname)),
+		Status:      strings.Clone(r.get(colStatus)),
+		CheckStatus: strings.Clone(strings.TrimPrefix(r.get(colCheckStatus), "* ")),
+		AgentStatus: strings.Clone(strings.TrimPrefix(r.get(colAgentStatus), "* ")),
 	}
 	var err error
 	if s.Weight, err = r.int(colWeight); err != nil {
@@ -321,9 +323,9 @@ func (r statRow) server() (Server, error) {
 }
 
 func (r statRow) backend(st *BackendStats) error {
-	st.Status = r.get(colStatus)
+	st.Status = strings.Clone(r.get(colStatus))
 	if _, ok := r.cols[colAlgo]; ok {
-		st.Algo = r.get(colAlgo)
+		st.Algo = strings.Clone(r.get(colAlgo))
 	}
 	var err error
 	if st.Active, err = r.int(colAct); err != nil {
