@@ -51,6 +51,53 @@ type Config struct {
 	// records. Keys are case-insensitive and must be unique once
 	// lower-cased; wildcards ("*" labels, RFC 4592) are not supported.
 	Records map[string]Records
+
+	// The fields below are optional: their zero value selects the default
+	// that New applies (see options.go).
+
+	// Identity is the name this server gives operators, in the NSID option
+	// (RFC 5001 section 2.3) and the TXT answer to the CHAOS queries
+	// "id.server." and "hostname.bind." (RFC 4892 section 2). The daemon
+	// passes the site name, so that with several sites behind one name
+	// "dig +nsid" tells which answered. At most 255 bytes. Default: the host
+	// name.
+	Identity string
+
+	// HideIdentity turns NSID and the CHAOS identity answers off (those
+	// queries are then REFUSED, like any other CHAOS query). Default false.
+	HideIdentity bool
+
+	// RRL is UDP response rate limiting; on by default.
+	RRL RRL
+
+	// CookieSecretFile names a file holding the 128-bit DNS cookie secret
+	// (RFC 7873, RFC 9018 section 4.4) as 32 hex digits, so that every site
+	// of the zone accepts the others' server cookies. Default "": a random
+	// secret made at start.
+	CookieSecretFile string
+
+	// UDPSockets is the number of UDP sockets bound to each address with
+	// SO_REUSEPORT, each with its own reader goroutine. Default: GOMAXPROCS.
+	UDPSockets int
+
+	// UDPReadBuffer is the receive buffer asked for each UDP socket
+	// (SO_RCVBUF), in bytes; the kernel caps it at net.core.rmem_max unless
+	// the process may use SO_RCVBUFFORCE. Default 4 MiB.
+	UDPReadBuffer int
+
+	// TCPMaxConns caps concurrent TCP connections over all addresses. At
+	// the cap a new connection replaces the one idle the longest, or is
+	// closed if none is idle; UDP is never affected. Default 1000.
+	TCPMaxConns int
+
+	// TCPIdleTimeout is how long a TCP connection may wait for its next
+	// query (RFC 7766 section 6.2.3). Default 10s.
+	TCPIdleTimeout time.Duration
+
+	// TCPQueryTimeout bounds reading one TCP query once its first byte has
+	// arrived, so a client sending a byte at a time cannot hold a
+	// connection (slow-loris). Default 2s.
+	TCPQueryTimeout time.Duration
 }
 
 // Records are the address RRsets of one owner name. At least one address is
@@ -127,11 +174,15 @@ func buildZone(cfg Config) (*zone, error) {
 			}
 		}
 		apex.ns = append(apex.ns, &dns.NS{Hdr: z.header(origin, dns.TypeNS), Ns: name})
+		if n := z.nodes[name]; n != nil {
+			z.glue = append(z.glue, n.a...)
+			z.glue = append(z.glue, n.aaaa...)
+		}
 		if i == 0 {
 			z.mname = name
 		}
 	}
-	apex.ns = slices.Clip(apex.ns)
+	apex.ns, z.glue = slices.Clip(apex.ns), slices.Clip(z.glue)
 	return z, nil
 }
 

@@ -82,9 +82,19 @@ func TestServeGuards(t *testing.T) {
 			want: summary{Rcode: "BADVERS", Opcode: "QUERY", Question: question(fqdn("api"), dns.TypeA, dns.ClassINET), OPT: wantOPT(true, false)},
 		},
 		{
-			name: "two OPT records is FORMERR",
+			name: "two OPT records is FORMERR without OPT, as Knot",
 			req:  withOPT(withOPT(&dns.Msg{MsgHdr: dns.MsgHdr{Id: 11}, Question: []dns.Question{apiQ}}, 0), 0),
-			want: summary{Rcode: "FORMERR", Opcode: "QUERY", Question: question(fqdn("api"), dns.TypeA, dns.ClassINET), OPT: wantOPT(true, false)},
+			want: summary{Rcode: "FORMERR", Opcode: "QUERY", Question: question(fqdn("api"), dns.TypeA, dns.ClassINET)},
+		},
+		{
+			name: "AXFR over UDP is NOTIMP, as Knot",
+			req:  &dns.Msg{MsgHdr: dns.MsgHdr{Id: 12}, Question: []dns.Question{{Name: testZone, Qtype: dns.TypeAXFR, Qclass: dns.ClassINET}}},
+			want: summary{Rcode: "NOTIMP", Opcode: "QUERY", Question: question(testZone, dns.TypeAXFR, dns.ClassINET)},
+		},
+		{
+			name: "IXFR over UDP is NOTAUTH, as Knot",
+			req:  &dns.Msg{MsgHdr: dns.MsgHdr{Id: 13}, Question: []dns.Question{{Name: testZone, Qtype: dns.TypeIXFR, Qclass: dns.ClassINET}}},
+			want: summary{Rcode: "NOTAUTH", Opcode: "QUERY", Question: question(testZone, dns.TypeIXFR, dns.ClassINET)},
 		},
 	}
 	for _, tt := range tests {

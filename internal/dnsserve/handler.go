@@ -1,165 +1,256 @@
 package dnsserve
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"net"
+	"net/netip"
+	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 )
 
 // ednsUDPSize is the EDNS(0) UDP payload size advertised in every reply that
-// carries an OPT record, in bytes (RFC 6891 section 6.2.5; 1232 is the DNS
-// Flag Day 2020 value that avoids IP fragmentation).
+// carries an OPT record, and the largest UDP reply sent, in bytes (RFC 6891
+// section 6.2.5; 1232 is the DNS Flag Day 2020 value that avoids IP
+// fragmentation).
 const ednsUDPSize = 1232
 
-// noReply is the guard result for a request that gets no reply at all.
-const noReply = -1
-
-// ServeDNS answers one request; it implements dns.Handler. It is safe for
-// concurrent use, never blocks on state changes, and recovers from panics by
-// answering SERVFAIL.
+// ServeDNS answers one request through the same path as the listeners; it
+// implements dns.Handler for callers that bring their own dns.Server. It is
+// safe for concurrent use and recovers from panics by answering SERVFAIL.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error().Interface("panic", v).Msg("recovered panic while serving a query; answering SERVFAIL")
-			if r != nil && w != nil {
-				s.reply(w, r, nil, nil, dns.RcodeServerFailure)
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			if err := w.WriteMsg(m); err != nil {
+				s.log.Debug().Err(err).Msg("write SERVFAIL reply")
 			}
 		}
 	}()
-
-	switch rcode := guard(r); rcode {
-	case dns.RcodeSuccess:
-	case noReply:
-		return
-	default:
-		s.reply(w, r, nil, nil, rcode)
-		return
+	raddr := w.RemoteAddr()
+	_, tcp := raddr.(*net.TCPAddr)
+	var from netip.AddrPort
+	switch a := raddr.(type) {
+	case *net.UDPAddr:
+		from = a.AddrPort()
+	case *net.TCPAddr:
+		from = a.AddrPort()
 	}
-	answer, authority, rcode := lookup(s.snap.Load(), r.Question[0])
-	s.reply(w, r, answer, authority, rcode)
+	req, err := r.Pack()
+	if err != nil {
+		panic(err) // answered SERVFAIL above
+	}
+	if reply := s.respond(make([]byte, 0, minUDPSize), req, from, tcp); reply != nil {
+		if _, err := w.Write(reply); err != nil {
+			s.log.Debug().Err(err).Msg("write reply")
+		}
+	}
 }
 
-// guard is the one place that judges a request before lookup. It returns
-// dns.RcodeSuccess if the request may be looked up, noReply if it must be
-// dropped, or else the rcode of the error reply:
+// respondSlow answers any request the fast path declined, parsing it with
+// miekg/dns; decide chooses the reply.
+func (s *Server) respondSlow(out, msg []byte, snap *snapshot, from netip.AddrPort, tcp bool) []byte {
+	qend := headerLen
+	if binary.BigEndian.Uint16(msg[4:]) > 0 {
+		if qend = questionEnd(msg); qend < 0 {
+			return nil // no question to answer, as Knot: drop
+		}
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(msg); err != nil || messageEnd(msg) != len(msg) {
+		// The question is sound but something after it is not (a cut
+		// OPT, trailing bytes): FORMERR echoing the question, as Knot.
+		out = headerReply(out, msg, dns.RcodeFormatError)
+		if qend > headerLen {
+			binary.BigEndian.PutUint16(out[4:], 1)
+			out = append(out, msg[headerLen:qend]...)
+		}
+		return s.finish(out, qend, &ednsInfo{}, 0, from, tcp)
+	}
+	d := decide(snap, s.identity, req, tcp)
+	m := new(dns.Msg)
+	m.Id = req.Id
+	m.Response = true
+	m.Opcode = req.Opcode
+	if req.Opcode == dns.OpcodeQuery {
+		m.RecursionDesired = req.RecursionDesired
+		m.CheckingDisabled = req.CheckingDisabled
+	}
+	if len(req.Question) > 0 {
+		// Packed lower-case so that names compress against the question
+		// whatever its case, as the fast path's do; the received bytes go
+		// back in below (0x20 echo).
+		q := req.Question[0]
+		q.Name = strings.ToLower(q.Name)
+		m.Question = []dns.Question{q}
+	}
+	m.Rcode = d.rcode & 0xF // the upper bits go in the OPT record
+	m.Authoritative = d.aa
+	m.Answer, m.Ns, m.Extra, m.Compress = d.answer, d.authority, d.additional, true
+	b, err := m.PackBuffer(out[:cap(out)])
+	if err != nil {
+		panic(err) // records from the zone always pack; answered SERVFAIL
+	}
+	qend = headerLen
+	if len(m.Question) > 0 {
+		qend = nameEnd(b, headerLen) + 4
+		if raw := nameEnd(msg, headerLen); raw == qend-4 && foldEqual(msg[headerLen:raw], b[headerLen:raw]) {
+			copy(b[headerLen:], msg[headerLen:raw])
+		}
+	}
+	e := ednsOf(req)
+	return s.finish(b, qend, &e, uint8(d.rcode>>4), from, tcp)
+}
+
+// decision is the reply chosen for a request, before it is packed.
+type decision struct {
+	answer, authority, additional []dns.RR
+	rcode                         int
+	aa                            bool
+}
+
+// decide is the one place that maps a parsed request to a reply. It is pure:
+// guard judges the request, CHAOS queries get the identity, zone transfers
+// are turned down as Knot turns them down when no transfer is allowed
+// (NOTAUTH; AXFR over UDP, which RFC 5936 section 4.2 rules out, NOTIMP),
+// and lookup gives the zone's answer. identity is "" when hidden; tcp is
+// the transport of the request.
+func decide(snap *snapshot, identity string, r *dns.Msg, tcp bool) decision {
+	if rcode := guard(r); rcode != dns.RcodeSuccess {
+		return decision{rcode: rcode}
+	}
+	q := r.Question[0]
+	switch {
+	case q.Qclass == dns.ClassCHAOS:
+		return chaos(identity, q)
+	case q.Qclass != dns.ClassINET:
+		return decision{rcode: dns.RcodeRefused}
+	case q.Qtype == 0:
+		return decision{rcode: dns.RcodeNotImplemented} // as Knot
+	case q.Qtype == dns.TypeAXFR && !tcp:
+		return decision{rcode: dns.RcodeNotImplemented}
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+		return decision{rcode: dns.RcodeNotAuth}
+	}
+	return lookup(snap, q)
+}
+
+// guard judges a request before lookup. It returns dns.RcodeSuccess if the
+// request may be looked up, or else the rcode of the error reply:
 //
-//   - QR set (a response, RFC 1035 section 4.1.1): dropped, so that two
-//     servers can never loop;
 //   - opcode other than QUERY (NOTIFY, UPDATE, ...): NOTIMP (RFC 1035
 //     section 4.1.1);
 //   - QDCOUNT other than 1: FORMERR (RFC 1035 section 4.1.2 in practice
 //     allows exactly one question);
-//   - more than one OPT record: FORMERR (RFC 6891 section 6.1.1);
-//   - EDNS version other than 0: BADVERS (RFC 6891 section 6.1.3);
-//   - class other than IN: REFUSED (the zone only exists in IN).
+//   - more than one OPT record, or an OPT outside the additional section:
+//     FORMERR (RFC 6891 section 6.1.1);
+//   - a COOKIE option of a bad length, or two of them: FORMERR (RFC 7873
+//     section 5.2.2);
+//   - EDNS version other than 0: BADVERS (RFC 6891 section 6.1.3).
 //
-// The dns.Server built by Run already drops responses before parsing (see
-// acceptRequest); guard repeats the check for any other caller of ServeDNS.
+// Responses (QR set) never get here: respond drops them unparsed.
 func guard(r *dns.Msg) int {
 	switch {
-	case r.Response:
-		return noReply
 	case r.Opcode != dns.OpcodeQuery:
 		return dns.RcodeNotImplemented
 	case len(r.Question) != 1:
 		return dns.RcodeFormatError
 	}
+	for _, rr := range append(r.Answer[:len(r.Answer):len(r.Answer)], r.Ns...) {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			return dns.RcodeFormatError
+		}
+	}
 	var opt *dns.OPT
 	for _, rr := range r.Extra {
 		if o, ok := rr.(*dns.OPT); ok {
-			if opt != nil {
+			if opt != nil || o.Hdr.Name != "." {
 				return dns.RcodeFormatError
 			}
 			opt = o
 		}
 	}
-	if opt != nil && opt.Version() != 0 {
-		return dns.RcodeBadVers
+	if opt == nil {
+		return dns.RcodeSuccess
 	}
-	if r.Question[0].Qclass != dns.ClassINET {
-		return dns.RcodeRefused
+	cookies := 0
+	for _, o := range opt.Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			cookies++
+			if cookies > 1 || len(c.Cookie)%2 != 0 || !validCookieLen(len(c.Cookie)/2) {
+				return dns.RcodeFormatError
+			}
+		}
+	}
+	if opt.Version() != 0 {
+		return dns.RcodeBadVers
 	}
 	return dns.RcodeSuccess
 }
 
-// acceptRequest is the dns.MsgAcceptFunc of the servers built by Run. It
-// drops responses (QR set) without parsing them and lets every request
-// through, so that guard, not the library, decides FORMERR and NOTIMP.
-// Requests whose body does not parse are still answered FORMERR by the
-// library itself, and packets shorter than a header are dropped.
-func acceptRequest(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15 // RFC 1035 section 4.1.1
-	if dh.Bits&qr != 0 {
-		return dns.MsgIgnore
+// ednsOf returns what finish needs of r's OPT record.
+// With several OPT records there is none to trust: the FORMERR goes out
+// without OPT, as Knot's does.
+func ednsOf(r *dns.Msg) ednsInfo {
+	var opt *dns.OPT
+	for _, rr := range r.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			if opt != nil {
+				return ednsInfo{}
+			}
+			opt = o
+		}
 	}
-	return dns.MsgAccept
+	if opt == nil {
+		return ednsInfo{}
+	}
+	e := ednsInfo{present: true, udpSize: opt.UDPSize(), version: opt.Version(), do: opt.Do()}
+	for _, o := range opt.Option {
+		switch o := o.(type) {
+		case *dns.EDNS0_NSID:
+			e.nsid = true
+		case *dns.EDNS0_COOKIE:
+			if b, err := hex.DecodeString(o.Cookie); err == nil && validCookieLen(len(b)) {
+				e.cookie = b
+			}
+		}
+	}
+	return e
 }
 
-// outMsg holds a reply and its OPT record in one allocation. The OPT cannot
-// be shared between replies: packing writes the extended rcode into it.
-type outMsg struct {
-	msg   dns.Msg
-	opt   dns.OPT
-	extra [1]dns.RR
+// CHAOS names that ask for the server's identity (RFC 4892 section 2).
+var identityNames = map[string]bool{"id.server.": true, "hostname.bind.": true}
+
+// chaos answers a CHAOS-class question: TXT for id.server. or hostname.bind.
+// carries identity, with TTL 0 and without AA, as Knot and NSD answer;
+// everything else, version.bind. included, is REFUSED.
+func chaos(identity string, q dns.Question) decision {
+	if identity == "" || q.Qtype != dns.TypeTXT || !identityNames[strings.ToLower(q.Name)] {
+		return decision{rcode: dns.RcodeRefused}
+	}
+	txt := &dns.TXT{
+		Hdr: dns.RR_Header{Name: strings.ToLower(q.Name), Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS},
+		Txt: []string{identity},
+	}
+	return decision{answer: []dns.RR{txt}, rcode: dns.RcodeSuccess}
 }
 
-// reply is the one function that writes a reply to r, successful or not. AA
-// is set exactly for NOERROR and NXDOMAIN from the zone; an OPT record is
-// added if and only if r has one (RFC 6891 section 7), echoing the DO bit
-// (RFC 3225 section 3); UDP replies are truncated to the requester's payload
-// size, capped at ednsUDPSize, with TC set (RFC 6891 section 6.2.5, RFC 2181
-// section 9). A write error is logged at debug: the client is gone.
-func (s *Server) reply(w dns.ResponseWriter, r *dns.Msg, answer, authority []dns.RR, rcode int) {
-	out := &outMsg{}
-	m := &out.msg
-	m.Id = r.Id
-	m.Response = true
-	m.Opcode = r.Opcode
-	if r.Opcode == dns.OpcodeQuery {
-		m.RecursionDesired = r.RecursionDesired
-		m.CheckingDisabled = r.CheckingDisabled
-	}
-	if len(r.Question) > 0 {
-		// Echo the question exactly as received (case included) without
-		// copying it; r is not used after this reply.
-		m.Question = r.Question[:1:1]
-	}
-	m.Rcode = rcode
-	m.Authoritative = authoritative(rcode)
-	m.Answer = answer
-	m.Ns = authority
-
-	size := dns.MinMsgSize
-	if ropt := r.IsEdns0(); ropt != nil {
-		opt := &out.opt
-		opt.Hdr = dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}
-		opt.SetUDPSize(ednsUDPSize)
-		if ropt.Do() {
-			opt.SetDo()
-		}
-		out.extra[0] = opt
-		m.Extra = out.extra[:]
-		size = min(max(int(ropt.UDPSize()), dns.MinMsgSize), ednsUDPSize)
-	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		m.Truncate(size)
-	}
-	m.Compress = true
-
-	err := w.WriteMsg(m)
-	if ev := s.log.Debug(); ev.Enabled() {
-		ev = ev.Uint16("id", r.Id).Stringer("remote", w.RemoteAddr()).Str("rcode", rcodeName(rcode)).
-			Int("answers", len(m.Answer)).Bool("truncated", m.Truncated)
-		if len(r.Question) > 0 {
-			q := r.Question[0]
-			ev = ev.Str("qname", q.Name).Str("qtype", dns.Type(q.Qtype).String()).Str("qclass", dns.Class(q.Qclass).String())
-		}
-		if err != nil {
-			ev.Err(err).Msg("write reply")
-		} else {
-			ev.Msg("query")
+// logReply logs one reply at debug level.
+func logReply(ev *zerolog.Event, msg, reply []byte, from netip.AddrPort, tcp bool) {
+	flags := binary.BigEndian.Uint16(reply[2:])
+	ev = ev.Uint16("id", binary.BigEndian.Uint16(msg)).Stringer("remote", from).Bool("tcp", tcp).
+		Str("rcode", rcodeName(int(flags&0xF))).Bool("truncated", flags&flagTC != 0).
+		Uint16("answers", binary.BigEndian.Uint16(reply[6:]))
+	if binary.BigEndian.Uint16(reply[4:]) > 0 {
+		if name, off, err := dns.UnpackDomainName(reply, headerLen); err == nil && off+4 <= len(reply) {
+			ev = ev.Str("qname", name).Str("qtype", dns.Type(binary.BigEndian.Uint16(reply[off:])).String())
 		}
 	}
+	ev.Msg("query")
 }
 
 // rcodeName returns the mnemonic of rcode. Unlike dns.RcodeToString it names
@@ -170,4 +261,25 @@ func rcodeName(rcode int) string {
 		return "BADVERS"
 	}
 	return dns.RcodeToString[rcode]
+}
+
+// foldEqual reports whether the wire-format names a and b are equal but for
+// ASCII case; a compression pointer in either makes them differ.
+func foldEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

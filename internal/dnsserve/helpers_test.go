@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,13 +117,20 @@ func summarize(m *dns.Msg) summary {
 	return s
 }
 
+// rrStrings returns the sorted presentation forms of rrs with every domain
+// name lower-cased: names compress against the question, so they take its
+// case, as Knot's do, and names compare case-insensitively (RFC 4343).
 func rrStrings(rrs []dns.RR) []string {
 	var out []string
 	for _, rr := range rrs {
-		if soa, ok := rr.(*dns.SOA); ok {
-			c := *soa
-			c.Serial = 0
-			rr = &c
+		rr = dns.Copy(rr)
+		rr.Header().Name = strings.ToLower(rr.Header().Name)
+		switch rr := rr.(type) {
+		case *dns.SOA:
+			rr.Serial = 0
+			rr.Ns, rr.Mbox = strings.ToLower(rr.Ns), strings.ToLower(rr.Mbox)
+		case *dns.NS:
+			rr.Ns = strings.ToLower(rr.Ns)
 		}
 		out = append(out, rr.String())
 	}
@@ -138,7 +146,9 @@ func question(name string, qtype, qclass uint16) []string {
 // startServer starts a Server for cfg on 127.0.0.1:0 and returns it with its
 // UDP and TCP addresses. Cleanup cancels Run and fails the test if Run does
 // not return nil within 3s.
-func startServer(t testing.TB, cfg Config, serving bool) (s *Server, udp, tcp string) {
+// Each prepare function is applied before Run, for fields such as the
+// clock that the query path reads.
+func startServer(t testing.TB, cfg Config, serving bool, prepare ...func(*Server)) (s *Server, udp, tcp string) {
 	t.Helper()
 	// Debug logs go to t.Log: shown for failing tests, and they exercise the
 	// logging path of every query.
@@ -148,6 +158,9 @@ func startServer(t testing.TB, cfg Config, serving bool) (s *Server, udp, tcp st
 		t.Fatalf("New: %v", err)
 	}
 	s.SetServing(serving)
+	for _, f := range prepare {
+		f(s)
+	}
 	if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
 		t.Fatalf("Listen: %v", err)
 	}

@@ -13,40 +13,33 @@ import (
 //
 //   - outside the zone (the parent included): REFUSED;
 //   - in the zone while withdrawn: the configured withdraw rcode;
-//   - AXFR and IXFR: REFUSED (no zone transfers);
-//   - an existing name with the type: NOERROR and the RRset;
+//   - an existing name with the type: NOERROR and the RRset; the apex NS
+//     RRset comes with the addresses of in-zone nameservers in additional
+//     (RFC 1034 section 4.3.2 step 6), as Knot sends them;
 //   - an existing name without it, or an empty non-terminal: NOERROR with
 //     the SOA in authority (NODATA);
 //   - a name that does not exist: NXDOMAIN with the SOA in authority.
 //
-// The AA bit belongs on exactly the NOERROR and NXDOMAIN results; see
-// authoritative.
-func lookup(snap *snapshot, q dns.Question) (answer, authority []dns.RR, rcode int) {
+// The AA bit is set on exactly the NOERROR and NXDOMAIN results.
+func lookup(snap *snapshot, q dns.Question) decision {
 	z := snap.zone
 	name := strings.ToLower(q.Name) // allocates only for upper-case input
 	if !z.inZone(name) {
-		return nil, nil, dns.RcodeRefused
+		return decision{rcode: dns.RcodeRefused}
 	}
 	if !snap.serving {
-		return nil, nil, z.withdraw
-	}
-	switch q.Qtype {
-	case dns.TypeAXFR, dns.TypeIXFR:
-		return nil, nil, dns.RcodeRefused
+		return decision{rcode: z.withdraw}
 	}
 	n, ok := z.nodes[name]
 	if !ok {
-		return nil, snap.soa, dns.RcodeNameError
+		return decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}
 	}
 	if rrs := snap.rrset(name, n, q.Qtype); len(rrs) > 0 {
-		return rrs, nil, dns.RcodeSuccess
+		d := decision{answer: rrs, rcode: dns.RcodeSuccess, aa: true}
+		if len(n.ns) > 0 && &rrs[0] == &n.ns[0] {
+			d.additional = z.glue
+		}
+		return d
 	}
-	return nil, snap.soa, dns.RcodeSuccess
-}
-
-// authoritative reports whether a reply with rcode, as chosen by lookup, is
-// an authoritative answer from the zone and so carries AA (RFC 1035 section
-// 4.1.1).
-func authoritative(rcode int) bool {
-	return rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError
+	return decision{authority: snap.soa, rcode: dns.RcodeSuccess, aa: true}
 }

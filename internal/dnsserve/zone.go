@@ -1,6 +1,7 @@
 package dnsserve
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -19,6 +20,10 @@ type zone struct {
 	// including the apex and empty non-terminals, to its RRsets. A name
 	// absent from nodes does not exist (NXDOMAIN).
 	nodes map[string]*node
+
+	// glue are the A and AAAA RRsets of the in-zone nameservers, sent in
+	// additional with the apex NS RRset.
+	glue []dns.RR
 }
 
 // node holds the prebuilt RRsets of one owner name. Empty slices mean the
@@ -36,8 +41,9 @@ type node struct {
 type snapshot struct {
 	zone    *zone
 	serving bool
-	serial  uint32   // SOA SERIAL, RFC 1982 serial number arithmetic
-	soa     []dns.RR // the apex SOA RRset carrying serial, len 1
+	serial  uint32    // SOA SERIAL, RFC 1982 serial number arithmetic
+	soa     []dns.RR  // the apex SOA RRset carrying serial, len 1
+	wire    *wireZone // every answer precomputed for the fast path
 }
 
 // newSnapshot returns the snapshot of z in the given state and serial.
@@ -52,11 +58,19 @@ func newSnapshot(z *zone, serving bool, serial uint32) *snapshot {
 		Expire:  soaExpire,
 		Minttl:  z.ttl,
 	}
-	return &snapshot{zone: z, serving: serving, serial: serial, soa: []dns.RR{soa}}
+	snap := &snapshot{zone: z, serving: serving, serial: serial, soa: []dns.RR{soa}}
+	w, err := buildWire(snap)
+	if err != nil {
+		// buildZone only accepts names and records that pack.
+		panic(fmt.Sprintf("dnsserve: precompute answers: %v", err))
+	}
+	snap.wire = w
+	return snap
 }
 
 // rrset returns the RRset of type qtype at the node n named name, or nil.
-// For ANY it returns a single RRset, as RFC 8482 section 4.1 allows.
+// For ANY it returns a single RRset, as RFC 8482 section 4.1 allows: the
+// one of lowest type, as Knot does.
 func (s *snapshot) rrset(name string, n *node, qtype uint16) []dns.RR {
 	switch qtype {
 	case dns.TypeA:
@@ -70,7 +84,7 @@ func (s *snapshot) rrset(name string, n *node, qtype uint16) []dns.RR {
 			return s.soa
 		}
 	case dns.TypeANY:
-		for _, t := range [...]uint16{dns.TypeSOA, dns.TypeA, dns.TypeAAAA} {
+		for _, t := range [...]uint16{dns.TypeA, dns.TypeNS, dns.TypeSOA, dns.TypeAAAA} {
 			if rrs := s.rrset(name, n, t); len(rrs) > 0 {
 				return rrs
 			}

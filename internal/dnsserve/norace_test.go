@@ -1,0 +1,6 @@
+//go:build !race
+
+package dnsserve
+
+// raceEnabled reports whether the race detector is on; it allocates.
+const raceEnabled = false
