@@ -21,7 +21,7 @@
 # backup PORT+7; the demo backends need 127.0.0.1:4441-4445),
 # BENCH_OUT (docs/benchmarks.md), BENCH_SPDU_BIN (a prebuilt spdu-haproxy to
 # measure instead of building bin/spdu-haproxy), BENCH_SPDU_TOML (TOML lines
-# appended to the daemon's configuration; default `[dns.rrl]` `rate = -1`,
+# appended to the daemon's configuration; default `[dns.rrl]` `rate = 0`,
 # response rate limiting off).
 # With the defaults `all` takes about 8 minutes: 48 dnsperf runs of 8 s, 20 s
 # idle, about 30 s of poll benchmark, plus set-up. Everything listens on

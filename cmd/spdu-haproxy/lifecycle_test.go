@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -150,6 +151,27 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 	s := startLiveSite(t, "1s")
 	d := startDaemon(t, "run", "-config", s.cfgPath)
 	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+
+	// dig +nsid tells which site answered.
+	q := new(dns.Msg)
+	q.SetQuestion("api.pool.domain.tld.", dns.TypeA)
+	q.SetEdns0(1232, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+	r, err := dns.Exchange(q, s.dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsid := ""
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if n, ok := o.(*dns.EDNS0_NSID); ok {
+				nsid = n.Nsid
+			}
+		}
+	}
+	if want := hex.EncodeToString([]byte("alpha")); nsid != want {
+		t.Errorf("NSID %q, want the site name hex-encoded %q", nsid, want)
+	}
 
 	m := httpGet(t, s.web+"/metrics")
 	for _, want := range []string{"spdu_site_serving 1", "spdu_haproxy_servers_usable 5", "spdu_haproxy_servers 5", "spdu_haproxy_servers_required 3"} {

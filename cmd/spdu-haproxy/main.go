@@ -95,7 +95,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return run(ctx, logger, cfg, options{dryRun: *dryRun, notifyReady: true})
+		return run(ctx, logger, cfg, options{dryRun: *dryRun, allowInsecure: *insecure, notifyReady: true})
 	case "check":
 		if err := fs.Parse(rest); err != nil {
 			return errUsage

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,9 @@ type options struct {
 	// dryRun serves the zone as healthy whatever the policy decides and
 	// never lets an agent reply change HAProxy.
 	dryRun bool
+	// allowInsecure skips the ownership and mode check of the cookie
+	// secret file (-allow-insecure-config).
+	allowInsecure bool
 	// notifyReady tells systemd (sd_notify) READY=1 once serving can begin,
 	// and pings its watchdog when the unit asks for one.
 	notifyReady bool
@@ -76,6 +80,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if f := cfg.DNS.CookieSecretFile; f != "" && !opts.allowInsecure {
+		if err := config.CheckFileSafety(f); err != nil {
+			return fmt.Errorf("unsafe dns.cookie_secret_file: %w", err)
+		}
+	}
 	dnsSrv, err := dnsserve.New(logger, dnsConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
@@ -112,7 +121,7 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		agentMetrics.Observe(reply)
 		return reply
 	}, cfg.Agent.ReadTimeout.Duration)
-	reg.MustRegister(metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, nil))
+	reg.MustRegister(metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, func() metrics.DNS { return dnsMetrics(dnsSrv) }))
 
 	// Bind everything before serving anything, so a port conflict fails the
 	// start-up as a whole; what was bound is released by running it with a
@@ -208,13 +217,34 @@ func dnsConfig(cfg *config.Config) dnsserve.Config {
 		a, aaaa := r.Addrs()
 		recs[strings.ToLower(owner)] = dnsserve.Records{A: a, AAAA: aaaa}
 	}
+	// dnsserve reads zero as "default", so "off" is passed as -1.
+	rate, slip := *cfg.DNS.RRL.Rate, *cfg.DNS.RRL.Slip
+	if rate == 0 {
+		rate = -1
+	}
+	if slip == 0 {
+		slip = -1
+	}
+	var whitelist []netip.Prefix
+	for _, w := range cfg.DNS.RRL.Whitelist {
+		whitelist = append(whitelist, netip.MustParsePrefix(w)) // validated by config
+	}
 	return dnsserve.Config{
-		Zone:        cfg.DNS.Zone,
-		TTL:         cfg.DNS.TTL.Duration,
-		Nameservers: cfg.DNS.Nameservers,
-		Hostmaster:  cfg.DNS.Hostmaster,
-		Withdraw:    cfg.DNS.RcodeWithdraw(),
-		Records:     recs,
+		Zone:             cfg.DNS.Zone,
+		TTL:              cfg.DNS.TTL.Duration,
+		Nameservers:      cfg.DNS.Nameservers,
+		Hostmaster:       cfg.DNS.Hostmaster,
+		Withdraw:         cfg.DNS.RcodeWithdraw(),
+		Records:          recs,
+		Identity:         cfg.Site,
+		HideIdentity:     !*cfg.DNS.Identity,
+		RRL:              dnsserve.RRL{Rate: rate, Slip: slip, Whitelist: whitelist, Loopback: cfg.DNS.RRL.Loopback},
+		CookieSecretFile: cfg.DNS.CookieSecretFile,
+		UDPSockets:       cfg.DNS.UDPSockets,
+		UDPReadBuffer:    cfg.DNS.UDPReadBuffer,
+		TCPMaxConns:      cfg.DNS.TCPMaxConnections,
+		TCPIdleTimeout:   cfg.DNS.TCPIdleTimeout.Duration,
+		TCPQueryTimeout:  cfg.DNS.TCPQueryTimeout.Duration,
 	}
 }
 

@@ -78,6 +78,11 @@ func siteMetrics(snap *site.Snapshot) metrics.Site {
 	}
 }
 
+func dnsMetrics(s *dnsserve.Server) metrics.DNS {
+	r := s.RRLStats()
+	return metrics.DNS{RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}}
+}
+
 // systemdNotify sends READY=1 once the first poll has finished (every
 // listener is bound by then), and, when the unit sets WatchdogSec, pings the
 // watchdog at half its interval for as long as polls keep completing: a

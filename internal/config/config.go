@@ -202,9 +202,57 @@ type DNS struct {
 	// MaxAnswers caps the addresses per RRset in an answer, chosen by spare
 	// capacity; 0 hands out all. Key "dns.max_answers"; default 0.
 	MaxAnswers int `toml:"max_answers"`
+	// Identity answers NSID (RFC 5001) and CHAOS TXT id.server. and
+	// hostname.bind. with the site name, so `dig +nsid` tells which site
+	// answered. Key "dns.identity"; default true.
+	Identity *bool `toml:"identity"`
+	// CookieSecretFile holds the DNS cookie secret (RFC 7873, RFC 9018) as
+	// 32 hex digits, so that all sites can share one; it must be safe like
+	// the configuration file. Key "dns.cookie_secret_file"; default "" (a
+	// random secret at start).
+	CookieSecretFile string `toml:"cookie_secret_file"`
+	// UDPSockets is the number of UDP sockets (SO_REUSEPORT, one reader
+	// each) per listen address. Key "dns.udp_sockets"; default 0 (one per
+	// CPU); 0 to 64.
+	UDPSockets int `toml:"udp_sockets"`
+	// UDPReadBuffer is each UDP socket's receive buffer in bytes. Key
+	// "dns.udp_read_buffer"; default 4194304; 0 (default) or 65536 to
+	// 268435456.
+	UDPReadBuffer int `toml:"udp_read_buffer"`
+	// TCPMaxConnections caps concurrent TCP connections; at the cap the
+	// longest-idle one is closed. UDP is never affected. Key
+	// "dns.tcp_max_connections"; default 1000; 0 (default) to 100000.
+	TCPMaxConnections int `toml:"tcp_max_connections"`
+	// TCPIdleTimeout closes a TCP connection idle this long. Key
+	// "dns.tcp_idle_timeout"; default 10s; 0 (default) or 100ms to 10m.
+	TCPIdleTimeout Duration `toml:"tcp_idle_timeout"`
+	// TCPQueryTimeout bounds reading one query once it has started
+	// (against slow-loris clients). Key "dns.tcp_query_timeout"; default 2s;
+	// 0 (default) or 10ms to 1m.
+	TCPQueryTimeout Duration `toml:"tcp_query_timeout"`
+	// RRL is response rate limiting. Table "[dns.rrl]".
+	RRL RRL `toml:"rrl"`
 	// Records maps an owner name relative to the zone ("@" is the apex) to
 	// its addresses. Tables "[dns.records.NAME]"; at least one.
 	Records map[string]Records `toml:"records"`
+}
+
+// RRL is the "[dns.rrl]" table: response rate limiting per client prefix
+// (/24 for IPv4, /56 for IPv6), as NSD and Knot do.
+type RRL struct {
+	// Rate is the responses per second allowed per prefix; 0 turns rate
+	// limiting off. Key "dns.rrl.rate"; default 200.
+	Rate *int `toml:"rate"`
+	// Slip sends every Slip-th limited response truncated (TC) so real
+	// resolvers retry over TCP, and drops the rest; 0 drops them all. Key
+	// "dns.rrl.slip"; default 2; 0 to 10.
+	Slip *int `toml:"slip"`
+	// Whitelist lists prefixes (CIDR) never limited. Key "dns.rrl.whitelist".
+	Whitelist []string `toml:"whitelist"`
+	// Loopback also limits loopback clients, which are exempt by default
+	// (they cannot be spoofed from outside). Key "dns.rrl.loopback";
+	// default false.
+	Loopback bool `toml:"loopback"`
 }
 
 // Records is one "[dns.records.NAME]" table.
@@ -389,6 +437,18 @@ func (c *Config) Defaults() {
 	}
 	if c.Control.QuietPeriod == nil {
 		c.Control.QuietPeriod = &Duration{10 * time.Second}
+	}
+	if c.DNS.Identity == nil {
+		yes := true
+		c.DNS.Identity = &yes
+	}
+	if c.DNS.RRL.Rate == nil {
+		r := 200
+		c.DNS.RRL.Rate = &r
+	}
+	if c.DNS.RRL.Slip == nil {
+		sl := 2
+		c.DNS.RRL.Slip = &sl
 	}
 	if c.DNS.Mode == "" {
 		c.DNS.Mode = "self"

@@ -22,7 +22,7 @@ a = ["1.2.3.4"]
 `
 
 func TestParseDefaults(t *testing.T) {
-	ten := 10
+	ten, rate, slip, yes := 10, 200, 2, true
 	c, err := Parse([]byte(minimal))
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +45,8 @@ func TestParseDefaults(t *testing.T) {
 			Hostmaster:    "hostmaster.pool.domain.tld.",
 			Withdraw:      "refused",
 			Mode:          "self",
+			Identity:      &yes,
+			RRL:           RRL{Rate: &rate, Slip: &slip},
 			AllDown:       "refuse",
 			TTLUnstable:   Duration{time.Second},
 			ShutdownGrace: &Duration{2 * time.Second},
@@ -202,6 +204,13 @@ zone =`), `unknown key "dns.zonee"`},
 		{"control state file", add("[control]\nstate_file = \"state.json\"\n"), `control.state_file: "state.json" must be an absolute path`},
 		{"control same paths", add("[control]\nsocket = \"/run/x\"\nstate_file = \"/run/x\"\n"), `control.state_file: must differ from control.socket`},
 		{"quiet period", add("[control]\nquiet_period = \"2h\"\n"), `control.quiet_period: 2h0m0s must be from 0s to 1h0m0s`},
+		{"cookie file", replace(`zone =`, "cookie_secret_file = \"secret\"\nzone ="), `dns.cookie_secret_file: "secret" must be an absolute path`},
+		{"udp sockets", replace(`zone =`, "udp_sockets = 100\nzone ="), `dns.udp_sockets: 100 must be from 0 (one per CPU) to 64`},
+		{"udp buffer", replace(`zone =`, "udp_read_buffer = 10\nzone ="), `dns.udp_read_buffer: 10 must be from 65536 to 268435456 bytes`},
+		{"tcp idle", replace(`zone =`, "tcp_idle_timeout = \"1h\"\nzone ="), `dns.tcp_idle_timeout: 1h0m0s must be from 100ms to 10m0s`},
+		{"rrl rate", add("[dns.rrl]\nrate = -5\n"), `dns.rrl.rate: -5 must be from 0 (off) to 1000000 responses per second`},
+		{"rrl slip", add("[dns.rrl]\nslip = 20\n"), `dns.rrl.slip: 20 must be from 0 (drop all) to 10`},
+		{"rrl whitelist", add("[dns.rrl]\nwhitelist = [\"10.0.0.1\"]\n"), `dns.rrl.whitelist: "10.0.0.1" is not a prefix such as "192.0.2.0/24"`},
 		{"notify timeout", add("[notify]\ntimeout = \"1ms\"\n"), `notify.timeout: 1ms must be from 100ms to 5m0s`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -264,6 +264,9 @@ func (d *DNS) validate() error {
 	if err := within("dns.shutdown_grace", d.ShutdownGrace.Duration, 0, time.Minute); err != nil {
 		return err
 	}
+	if err := d.validateServer(); err != nil {
+		return err
+	}
 	switch d.Mode {
 	case "self", "pool":
 	default:
@@ -312,6 +315,43 @@ func (d *DNS) validate() error {
 		}
 		if err := addrs(key+".aaaa", r.AAAA, false); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func (d *DNS) validateServer() error {
+	if d.CookieSecretFile != "" && !filepath.IsAbs(d.CookieSecretFile) {
+		return fmt.Errorf("dns.cookie_secret_file: %q must be an absolute path", d.CookieSecretFile)
+	}
+	if d.UDPSockets < 0 || d.UDPSockets > 64 {
+		return fmt.Errorf("dns.udp_sockets: %d must be from 0 (one per CPU) to 64", d.UDPSockets)
+	}
+	if d.UDPReadBuffer != 0 && (d.UDPReadBuffer < 65536 || d.UDPReadBuffer > 256<<20) {
+		return fmt.Errorf("dns.udp_read_buffer: %d must be from 65536 to 268435456 bytes", d.UDPReadBuffer)
+	}
+	if d.TCPMaxConnections < 0 || d.TCPMaxConnections > 100000 {
+		return fmt.Errorf("dns.tcp_max_connections: %d must be from 1 to 100000", d.TCPMaxConnections)
+	}
+	if d.TCPIdleTimeout.Duration != 0 {
+		if err := within("dns.tcp_idle_timeout", d.TCPIdleTimeout.Duration, 100*time.Millisecond, 10*time.Minute); err != nil {
+			return err
+		}
+	}
+	if d.TCPQueryTimeout.Duration != 0 {
+		if err := within("dns.tcp_query_timeout", d.TCPQueryTimeout.Duration, 10*time.Millisecond, time.Minute); err != nil {
+			return err
+		}
+	}
+	if r := *d.RRL.Rate; r < 0 || r > 1000000 {
+		return fmt.Errorf("dns.rrl.rate: %d must be from 0 (off) to 1000000 responses per second", r)
+	}
+	if sl := *d.RRL.Slip; sl < 0 || sl > 10 {
+		return fmt.Errorf("dns.rrl.slip: %d must be from 0 (drop all) to 10", sl)
+	}
+	for _, w := range d.RRL.Whitelist {
+		if _, err := netip.ParsePrefix(w); err != nil {
+			return fmt.Errorf("dns.rrl.whitelist: %q is not a prefix such as \"192.0.2.0/24\"", w)
 		}
 	}
 	return nil

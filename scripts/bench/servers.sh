@@ -81,7 +81,7 @@ EOF
 # would drop nearly all of them). BENCH_SPDU_TOML, when set, is appended
 # instead. SPDU_RRL tells the report what happened.
 spdu_rrl_off() {
-  local extra=${BENCH_SPDU_TOML:-$'[dns.rrl]\nrate = -1'}
+  local extra=${BENCH_SPDU_TOML:-$'[dns.rrl]\nrate = 0'}
   cp "$work/spdu.toml" "$work/spdu.base.toml"
   printf '%s\n' "$extra" >>"$work/spdu.toml"
   if "$SPDU_BIN" check -config "$work/spdu.toml" >/dev/null 2>"$work/spdu.check"; then
