@@ -25,24 +25,8 @@ const (
 )
 
 func haproxyConfig(backends []*testenv.Backend, agentPort int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `global
-    stats socket {{SOCKET}} mode 600 level admin
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-    timeout check 500ms
-backend api
-    balance roundrobin
-    option httpchk GET /status
-`)
-	for _, be := range backends {
-		fmt.Fprintf(&b, "    server %s %s check inter %s fall 1 rise 1 weight 100 agent-check agent-port %d agent-send \"api/%s\\n\" agent-inter %s\n",
-			be.Name, be.Addr, checkInter, agentPort, be.Name, checkInter)
-	}
-	return b.String()
+	return testenv.HAProxyPreamble(time.Second) + "backend api\n    balance roundrobin\n    option httpchk GET /status\n" +
+		testenv.ServerLines(backends, agentPort, checkInter)
 }
 
 func daemonConfig(t *testing.T, socket string, dnsPort, agentPort int) *config.Config {
@@ -152,7 +136,7 @@ func TestSiteEndToEnd(t *testing.T) {
 	}
 	var last map[string]map[string]string
 	testenv.Eventually(t, 3*time.Second, "agent restores weight 100 on every server", func() bool {
-		last = showStat(t, hap)
+		last = hap.ShowStat(t, "api")
 		for _, be := range backends {
 			r := last[be.Name]
 			if r["weight"] != "100" || r["agent_status"] != "CHECKED" {
@@ -186,30 +170,6 @@ func TestSiteEndToEnd(t *testing.T) {
 
 	hap.Restart(t)
 	testenv.Eventually(t, 5*time.Second, "served again after HAProxy restarts", func() bool { return query(dnsAddr) == dns.RcodeSuccess })
-}
-
-// showStat returns `show stat api 6 -1` as server name -> column -> value,
-// read with the test's own runtime API client.
-func showStat(t *testing.T, hap *testenv.HAProxy) map[string]map[string]string {
-	t.Helper()
-	out, err := hap.Command("show stat api 6 -1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	header := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
-	rows := map[string]map[string]string{}
-	for _, l := range lines[1:] {
-		f := strings.Split(l, ",")
-		row := map[string]string{}
-		for i, h := range header {
-			if i < len(f) {
-				row[h] = f[i]
-			}
-		}
-		rows[row["svname"]] = row
-	}
-	return rows
 }
 
 func TestCheckCommand(t *testing.T) {

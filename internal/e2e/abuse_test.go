@@ -154,7 +154,7 @@ func TestAgentPortAbused(t *testing.T) {
 	good := 0
 	var last map[string]map[string]string
 	testenv.Eventually(t, 10*time.Second, "agent checks answered under abuse", func() bool {
-		last = statRows(t, s)
+		last = s.HAProxy.ShowStat(t, "api")
 		for _, be := range s.Backends {
 			r := last[be.Name]
 			d, _ := strconv.Atoi(r["agent_duration"])
@@ -188,27 +188,4 @@ func rssKB(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
-}
-
-// statRows reads `show stat api 6 -1` through the test's own client.
-func statRows(t *testing.T, s *Site) map[string]map[string]string {
-	t.Helper()
-	out, err := s.HAProxy.Command("show stat api 6 -1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	header := strings.Split(strings.TrimPrefix(lines[0], "# "), ",")
-	rows := map[string]map[string]string{}
-	for _, l := range lines[1:] {
-		f := strings.Split(l, ",")
-		row := map[string]string{}
-		for i, h := range header {
-			if i < len(f) {
-				row[h] = f[i]
-			}
-		}
-		rows[row["svname"]] = row
-	}
-	return rows
 }

@@ -119,25 +119,15 @@ type Site struct {
 
 func (o SiteOpts) haproxyConfig(backends []*testenv.Backend, agentPort int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `global
-    stats socket {{SOCKET}} mode 600 level admin
-defaults
-    mode http
-    timeout connect 300ms
-    timeout client 5s
-    timeout server 5s
-    timeout check 300ms
-frontend www
+	b.WriteString(testenv.HAProxyPreamble(300 * time.Millisecond))
+	fmt.Fprintf(&b, `frontend www
     bind %s:%d
     default_backend api
 backend api
     balance roundrobin
     option httpchk GET /status
 `, o.IP, o.HTTPPort)
-	for _, be := range backends {
-		fmt.Fprintf(&b, "    server %s %s check inter 100ms fall 1 rise 1 weight 100 agent-check agent-port %d agent-send \"api/%s\\n\" agent-inter 500ms\n",
-			be.Name, be.Addr, agentPort, be.Name)
-	}
+	b.WriteString(testenv.ServerLines(backends, agentPort, 500*time.Millisecond))
 	if o.PeerIP != "" {
 		fmt.Fprintf(&b, "    server peer %s:%d backup check inter 200ms fall 1 rise 1\n", o.PeerIP, o.BackupPort)
 	}
