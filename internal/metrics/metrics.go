@@ -46,23 +46,38 @@ type DNS struct {
 	RateLimited map[string]uint64
 }
 
+// Peer is one peer site's probe state, read at each scrape (pool mode).
+type Peer struct {
+	// Name is the peer's site name (label "peer").
+	Name string
+	// Up is the probe's rise/fall decision.
+	Up bool
+	// Latency is the duration of the latest probe.
+	Latency time.Duration
+	// Capacity is the peer's spare capacity from 0 to 1.
+	Capacity float64
+}
+
 // QueryKey labels one DNS query counter.
 type QueryKey struct{ Transport, Type, Rcode string }
 
 // Collector is a prometheus.Collector that reads Site and DNS values from
 // functions at scrape time. Either function may be nil.
 type Collector struct {
-	site func() Site
-	dns  func() DNS
-	now  func() time.Time
+	site  func() Site
+	dns   func() DNS
+	peers func() []Peer
+	now   func() time.Time
 
 	serving, timeInState, usable, total, required *prometheus.Desc
 	polls, pollErrors, pollDuration, staleness    *prometheus.Desc
 	drained, weight                               *prometheus.Desc
 	queries, rateLimited                          *prometheus.Desc
+	peerUp, peerLatency, peerCapacity             *prometheus.Desc
 }
 
-// NewCollector returns a Collector; register it with Register.
+// NewCollector returns a Collector; register it with Register. Any source
+// may be nil; peers is set with WithPeers.
 func NewCollector(site func() Site, dns func() DNS) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
@@ -82,13 +97,23 @@ func NewCollector(site func() Site, dns func() DNS) *Collector {
 		weight:       d("spdu_agent_weight_percent", "Agent-check weight advertised per server, percent of the configured weight.", "server"),
 		queries:      d("spdu_dns_queries_total", "DNS queries answered, by transport, query type and rcode.", "transport", "type", "rcode"),
 		rateLimited:  d("spdu_dns_ratelimited_total", "DNS responses dropped or truncated by response rate limiting.", "action"),
+		peerUp:       d("spdu_peer_up", "1 while a peer site's probe passes (after rise and fall).", "peer"),
+		peerLatency:  d("spdu_peer_probe_duration_seconds", "Duration of a peer site's latest probe.", "peer"),
+		peerCapacity: d("spdu_peer_capacity_ratio", "A peer site's spare capacity from its status, 0 to 1.", "peer"),
 	}
+}
+
+// WithPeers adds the peer probe metrics, read from peers at each scrape.
+func (c *Collector) WithPeers(peers func() []Peer) *Collector {
+	c.peers = peers
+	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.serving, c.timeInState, c.usable, c.total, c.required, c.polls,
-		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.queries, c.rateLimited} {
+		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.queries, c.rateLimited,
+		c.peerUp, c.peerLatency, c.peerCapacity} {
 		ch <- d
 	}
 }
@@ -129,6 +154,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for action, v := range d.RateLimited {
 			counter(c.rateLimited, v, action)
+		}
+	}
+	if c.peers != nil {
+		for _, p := range c.peers() {
+			gauge(c.peerUp, b2f(p.Up), p.Name)
+			gauge(c.peerLatency, p.Latency.Seconds(), p.Name)
+			gauge(c.peerCapacity, p.Capacity, p.Name)
 		}
 	}
 }

@@ -27,6 +27,7 @@ func TestCollector(t *testing.T) {
 		}
 	})
 	c.now = func() time.Time { return t0 }
+	c.WithPeers(func() []Peer { return []Peer{{Name: "beta", Up: true, Latency: 12 * time.Millisecond, Capacity: 0.4}} })
 	want := `
 # HELP spdu_site_serving 1 while the site answers for the pool zone, 0 while withdrawn.
 # TYPE spdu_site_serving gauge
@@ -70,6 +71,15 @@ spdu_dns_queries_total{rcode="REFUSED",transport="tcp",type="AAAA"} 1
 # TYPE spdu_dns_ratelimited_total counter
 spdu_dns_ratelimited_total{action="drop"} 4
 spdu_dns_ratelimited_total{action="slip"} 3
+# HELP spdu_peer_up 1 while a peer site's probe passes (after rise and fall).
+# TYPE spdu_peer_up gauge
+spdu_peer_up{peer="beta"} 1
+# HELP spdu_peer_probe_duration_seconds Duration of a peer site's latest probe.
+# TYPE spdu_peer_probe_duration_seconds gauge
+spdu_peer_probe_duration_seconds{peer="beta"} 0.012
+# HELP spdu_peer_capacity_ratio A peer site's spare capacity from its status, 0 to 1.
+# TYPE spdu_peer_capacity_ratio gauge
+spdu_peer_capacity_ratio{peer="beta"} 0.4
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Error(err)
