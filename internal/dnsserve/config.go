@@ -98,6 +98,10 @@ type Config struct {
 	// arrived, so a client sending a byte at a time cannot hold a
 	// connection (slow-loris). Default 2s.
 	TCPQueryTimeout time.Duration
+
+	// recordTTL, set by SetPool, overrides TTL for the Records' A and AAAA
+	// RRsets; 0 keeps TTL.
+	recordTTL time.Duration
 }
 
 // Records are the address RRsets of one owner name. At least one address is
@@ -146,9 +150,14 @@ func buildZone(cfg Config) (*zone, error) {
 		return nil, fmt.Errorf("config Nameservers: at least one is required")
 	}
 
+	recTTL := ttl
+	if cfg.recordTTL > 0 {
+		recTTL = uint32(cfg.recordTTL / time.Second)
+	}
 	z := &zone{
 		origin:   origin,
 		ttl:      ttl,
+		recTTL:   recTTL,
 		rname:    rname,
 		withdraw: cfg.Withdraw,
 		nodes:    map[string]*node{origin: {}},
@@ -216,7 +225,7 @@ func (z *zone) addRecords(recs map[string]Records) error {
 			if slices.Contains(rec.A[:i], ip) {
 				return fmt.Errorf("config Records[%q].A[%d] %s: duplicate", key, i, ip)
 			}
-			n.a = append(n.a, &dns.A{Hdr: z.header(owner, dns.TypeA), A: ip.AsSlice()})
+			n.a = append(n.a, &dns.A{Hdr: z.recordHeader(owner, dns.TypeA), A: ip.AsSlice()})
 		}
 		for i, ip := range rec.AAAA {
 			if !ip.Is6() || ip.Zone() != "" {
@@ -225,7 +234,7 @@ func (z *zone) addRecords(recs map[string]Records) error {
 			if slices.Contains(rec.AAAA[:i], ip) {
 				return fmt.Errorf("config Records[%q].AAAA[%d] %s: duplicate", key, i, ip)
 			}
-			n.aaaa = append(n.aaaa, &dns.AAAA{Hdr: z.header(owner, dns.TypeAAAA), AAAA: ip.AsSlice()})
+			n.aaaa = append(n.aaaa, &dns.AAAA{Hdr: z.recordHeader(owner, dns.TypeAAAA), AAAA: ip.AsSlice()})
 		}
 		// Clipped so that an append by a caller can never write into the
 		// shared backing array.
@@ -279,6 +288,12 @@ func (z *zone) node(owner string) *node {
 // header returns an IN RR header for owner and rrtype with the zone TTL.
 func (z *zone) header(owner string, rrtype uint16) dns.RR_Header {
 	return dns.RR_Header{Name: owner, Rrtype: rrtype, Class: dns.ClassINET, Ttl: z.ttl}
+}
+
+// recordHeader is header with the service records' TTL (pool mode may
+// shorten it while the answer is unstable).
+func (z *zone) recordHeader(owner string, rrtype uint16) dns.RR_Header {
+	return dns.RR_Header{Name: owner, Rrtype: rrtype, Class: dns.ClassINET, Ttl: z.recTTL}
 }
 
 // canonicalFQDN checks that s is a fully qualified domain name without

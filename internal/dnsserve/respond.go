@@ -2,6 +2,7 @@ package dnsserve
 
 import (
 	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 )
 
@@ -31,6 +32,9 @@ func (s *Server) respond(out, msg []byte, from netip.AddrPort, tcp bool) (reply 
 		}
 	}()
 	snap := s.snap.Load()
+	if n := len(snap.alts); n > 1 {
+		snap = snap.alts[rand.IntN(n)] // runtime-local ChaCha8: no lock, no allocation
+	}
 	var q fastQuery
 	if parseFast(msg, &q) {
 		reply = s.respondFast(out, msg, &q, snap, from, tcp)

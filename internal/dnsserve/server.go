@@ -18,6 +18,9 @@ import (
 type Server struct {
 	log      zerolog.Logger
 	zone     *zone
+	cfg      Config      // as given to New or SetZone; guarded by setMu
+	pool     *PoolAnswer // the last SetPool, nil before one; guarded by setMu
+	poolKey  string      // the address set of pool, for serial changes
 	opts     options
 	identity string           // NSID and CHAOS TXT; "" when hidden
 	cookies  *cookieSigner    // RFC 9018 server cookies
@@ -62,6 +65,7 @@ func New(logger zerolog.Logger, cfg Config) (*Server, error) {
 	s := &Server{
 		log:      logger.With().Str("component", "dnsserve").Str("zone", z.origin).Logger(),
 		zone:     z,
+		cfg:      cfg,
 		opts:     opts,
 		identity: opts.identity,
 		cookies:  newCookieSigner(opts.cookieSecret),

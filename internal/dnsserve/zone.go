@@ -12,6 +12,7 @@ import (
 type zone struct {
 	origin   string // apex, lower-case FQDN
 	ttl      uint32 // TTL of every RR and SOA MINIMUM, in seconds
+	recTTL   uint32 // TTL of the Records' A and AAAA RRsets (ttl unless pool mode shortens it)
 	mname    string // SOA MNAME, lower-case FQDN
 	rname    string // SOA RNAME, lower-case FQDN
 	withdraw int    // rcode for in-zone queries while withdrawn
@@ -44,6 +45,10 @@ type snapshot struct {
 	serial  uint32    // SOA SERIAL, RFC 1982 serial number arithmetic
 	soa     []dns.RR  // the apex SOA RRset carrying serial, len 1
 	wire    *wireZone // every answer precomputed for the fast path
+	// alts, in pool mode, are the snapshots of every precomputed ordering
+	// of the sites' addresses (this snapshot is alts[0]); each query picks
+	// one at random (see Server.SetPool). Nil otherwise.
+	alts []*snapshot
 }
 
 // newSnapshot returns the snapshot of z in the given state and serial.
