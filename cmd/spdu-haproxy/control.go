@@ -51,12 +51,18 @@ func prepareSite(cs controlSettings, sc *site.Config) error {
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	sc.Drain, sc.SaveDrain, sc.DrainServers = d, store.Save, cs.DrainServers
+	sc.Drain, sc.SaveDrain = d, store.Save
+	applyAgentMode(cs, sc)
+	return nil
+}
+
+// applyAgentMode sets the poller's agent mode and drain_servers from cs.
+func applyAgentMode(cs controlSettings, sc *site.Config) {
+	sc.DrainServers, sc.Adaptive = cs.DrainServers, nil
 	if cs.Mode == "adaptive" {
 		w := cs.Weights
 		sc.Adaptive = &w
 	}
-	return nil
 }
 
 // newControlServer builds the control socket server for poller. The

@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,8 +39,16 @@ func TestMain(m *testing.M) {
 type daemonProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *strings.Builder
+	mu   sync.Mutex
+	out  strings.Builder // guarded by mu
 	code int
+}
+
+// logs returns what the daemon printed so far.
+func (d *daemonProc) logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
 }
 
 func startDaemon(t *testing.T, args ...string) *daemonProc {
@@ -47,17 +57,19 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: exec.Command(exe, args...), done: make(chan struct{}), out: &strings.Builder{}}
+	d := &daemonProc{cmd: exec.Command(exe, args...), done: make(chan struct{})}
 	d.cmd.Env = append(os.Environ(), "SPDU_TEST_MAIN=1")
 	pr, pw := io.Pipe()
 	d.cmd.Stdout, d.cmd.Stderr = pw, pw
-	lines := make(chan string, 1024)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			lines <- sc.Text()
+			d.mu.Lock()
+			d.out.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
 		}
-		close(lines)
 	}()
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -66,16 +78,14 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 		d.cmd.Wait() //nolint:errcheck // exit code read below
 		d.code = d.cmd.ProcessState.ExitCode()
 		pw.Close()
-		for l := range lines {
-			d.out.WriteString(l + "\n")
-		}
+		<-scanned
 		close(d.done)
 	}()
 	t.Cleanup(func() {
 		d.cmd.Process.Kill() //nolint:errcheck // may have exited
 		<-d.done
 		if t.Failed() {
-			t.Logf("daemon output:\n%s", d.out.String())
+			t.Logf("daemon output:\n%s", d.logs())
 		}
 	})
 	return d
@@ -320,4 +330,106 @@ func TestDrainThroughDaemon(t *testing.T) {
 		t.Fatalf("resume: exit %d: %s", code, out)
 	}
 	testenv.Eventually(t, 5*time.Second, "served after resume", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+}
+
+// answerTTL returns the TTL of the A answer for api.pool.domain.tld, or -1.
+func answerTTL(addr string) int {
+	m := new(dns.Msg)
+	m.SetQuestion("api.pool.domain.tld.", dns.TypeA)
+	r, _, err := (&dns.Client{Timeout: 300 * time.Millisecond}).Exchange(m, addr)
+	if err != nil || len(r.Answer) == 0 {
+		return -1
+	}
+	return int(r.Answer[0].Header().Ttl)
+}
+
+// TestReloadUnderLoad: SIGHUP with a valid file swaps it in (new TTL in the
+// answers) and with each invalid file keeps the running one, while a client
+// queries all along with zero failed queries.
+func TestReloadUnderLoad(t *testing.T) {
+	s := startLiveSite(t, "0s")
+	d := startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	orig, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A client queries every 5 ms for the whole test; one retry per query
+	// is allowed (a datagram can be lost on any network).
+	stop := make(chan struct{})
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			total.Add(1)
+			if query(s.dnsAddr) != dns.RcodeSuccess && query(s.dnsAddr) != dns.RcodeSuccess {
+				failed.Add(1)
+			}
+		}
+	}()
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ttl := answerTTL(s.dnsAddr); ttl != 5 {
+		t.Fatalf("TTL %d before reload, want 5", ttl)
+	}
+	good := strings.Replace(string(orig), "[dns]\n", "[dns]\nttl = \"7s\"\n", 1)
+	write(good)
+	testenv.Eventually(t, 5*time.Second, "new TTL served", func() bool { return answerTTL(s.dnsAddr) == 7 })
+
+	for _, bad := range []struct{ name, text, log string }{
+		{"unknown key", good + "colour = 1\n", `unknown key`},
+		{"bad value", strings.Replace(good, "min_up = 3", "min_up = 0", 1), `health.min_up`},
+		{"syntax", good + "[dns\n", `toml:`},
+		{"bad ttl", strings.Replace(good, `ttl = "7s"`, `ttl = "9x"`, 1), `dns.ttl`},
+		{"world-writable", good, `lets group or others write it`},
+	} {
+		mark := len(d.logs())
+		if bad.name == "world-writable" {
+			if err := os.WriteFile(s.cfgPath, []byte(good), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(s.cfgPath, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			d.cmd.Process.Signal(syscall.SIGHUP) //nolint:errcheck // checked by the log below
+		} else {
+			write(bad.text)
+		}
+		testenv.Eventually(t, 5*time.Second, bad.name+": reload refused in the log", func() bool {
+			l := d.logs()[mark:]
+			return strings.Contains(l, "reload failed") && strings.Contains(l, bad.log)
+		})
+		if ttl := answerTTL(s.dnsAddr); ttl != 7 {
+			t.Errorf("%s: TTL %d after a refused reload, want the running 7", bad.name, ttl)
+		}
+	}
+	if err := os.Chmod(s.cfgPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// One more valid reload, then keep the load up long enough to count.
+	write(strings.Replace(good, `ttl = "7s"`, `ttl = "6s"`, 1))
+	testenv.Eventually(t, 5*time.Second, "second reload served", func() bool { return answerTTL(s.dnsAddr) == 6 })
+	testenv.Eventually(t, 20*time.Second, "500 queries under load", func() bool { return total.Load() >= 500 })
+	close(stop)
+	wg.Wait()
+	t.Logf("reloads under load: %d queries, %d failed", total.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d queries failed across reloads", failed.Load(), total.Load())
+	}
 }

@@ -95,7 +95,11 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return run(ctx, logger, cfg, options{dryRun: *dryRun, allowInsecure: *insecure, notifyReady: true})
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		return run(ctx, logger, cfg, options{dryRun: *dryRun, allowInsecure: *insecure, notifyReady: true,
+			reloads: hup, load: func() (*config.Config, error) { return loadConfig(*cfgPath, *insecure) }})
 	case "check":
 		if err := fs.Parse(rest); err != nil {
 			return errUsage

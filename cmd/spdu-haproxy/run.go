@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,10 @@ type options struct {
 	// allowInsecure skips the ownership and mode check of the cookie
 	// secret file (-allow-insecure-config).
 	allowInsecure bool
+	// reloads, when not nil, delivers SIGHUP: reload the configuration.
+	reloads <-chan os.Signal
+	// load reads and checks the configuration file again on a reload.
+	load func() (*config.Config, error)
 	// notifyReady tells systemd (sd_notify) READY=1 once serving can begin,
 	// and pings its watchdog when the unit asks for one.
 	notifyReady bool
@@ -77,6 +83,8 @@ func (g *group) wait() error {
 // stopped.
 func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts options) error {
 	logger = logger.With().Str("site", cfg.Site).Logger()
+	var current atomic.Pointer[config.Config] // the configuration in force, for readers
+	current.Store(cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -96,8 +104,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	if err := prepareSite(cs, &sc); err != nil {
 		return err
 	}
+	var pp *poolParts // pool mode only
 	poller := site.New(logger, rt.ShowStat, sc, func(st health.State) {
-		if opts.dryRun {
+		if pp != nil {
+			pp.publisher.Kick()
+		} else if opts.dryRun {
 			logger.Info().Bool("serving", st.Serving).Str("reason", st.Reason).Msg("dry-run: zone stays served")
 		} else {
 			dnsSrv.SetServing(st.Serving)
@@ -107,6 +118,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	})
 	if opts.dryRun {
 		dnsSrv.SetServing(true)
+	}
+	if cfg.DNS.Mode == "pool" {
+		if pp, err = newPool(logger, cfg, poller, dnsSrv, opts.dryRun); err != nil {
+			return err
+		}
 	}
 
 	agentMetrics, err := metrics.NewAgent(reg)
@@ -121,7 +137,11 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		agentMetrics.Observe(reply)
 		return reply
 	}, cfg.Agent.ReadTimeout.Duration)
-	reg.MustRegister(metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, func() metrics.DNS { return dnsMetrics(dnsSrv) }))
+	collector := metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, func() metrics.DNS { return dnsMetrics(dnsSrv) })
+	if pp != nil {
+		collector.WithPeers(func() []metrics.Peer { return peerMetrics(pp.prober.Snapshot()) })
+	}
+	reg.MustRegister(collector)
 
 	// Bind everything before serving anything, so a port conflict fails the
 	// start-up as a whole; what was bound is released by running it with a
@@ -150,7 +170,7 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	release = append(release, func() { ctl.Run(done) }) //nolint:errcheck // releasing only
 	var metricsSrv *metrics.Server
 	if cfg.Metrics.Listen != "off" {
-		metricsSrv, err = metrics.NewServer(logger, cfg.Metrics.Listen, reg, func() any { return statusOf(cfg, poller.Snapshot(), dnsSrv) })
+		metricsSrv, err = metrics.NewServer(logger, cfg.Metrics.Listen, reg, func() any { return statusOf(current.Load(), poller.Snapshot(), dnsSrv) })
 		if err != nil {
 			return fail(err)
 		}
@@ -174,21 +194,45 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	front.start(frontCtx, "agent", agent.Run)
 	front.start(frontCtx, "poller", poller.Run)
 	front.start(frontCtx, "control", ctl.Run)
+	if pp != nil {
+		front.start(frontCtx, "probe", pp.prober.Run)
+		front.start(frontCtx, "pool", pp.publisher.Run)
+	}
 	if opts.notifyReady {
 		front.start(frontCtx, "systemd", func(ctx context.Context) error { return systemdNotify(ctx, logger, poller) })
 	}
 
-	select {
-	case <-ctx.Done():
-		logger.Info().Dur("grace", cfg.DNS.ShutdownGrace.Duration).Msg("shutting down: zone withdrawn for the grace period")
-	case <-front.failed:
-	case <-back.failed:
+	rl := &reloader{log: logger, cur: cfg, poller: poller, notifier: notifier, dns: dnsSrv,
+		published: func(c *config.Config) { current.Store(c) }}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info().Dur("grace", rl.cur.DNS.ShutdownGrace.Duration).Msg("shutting down: zone withdrawn for the grace period")
+			break wait
+		case <-front.failed:
+			break wait
+		case <-back.failed:
+			break wait
+		case <-opts.reloads:
+			next, err := opts.load()
+			if err != nil {
+				logger.Error().Err(err).Msg("reload failed: keeping the running configuration")
+				continue
+			}
+			if err := rl.apply(ctx, next); err != nil {
+				logger.Error().Err(err).Msg("reload failed: keeping the running configuration")
+			}
+		}
 	}
 	stopFront()
 	errFront := front.wait()
 	dnsSrv.SetServing(false)
+	if pp != nil {
+		dnsSrv.SetPool(dnsserve.PoolAnswer{Refuse: true})
+	}
 	if errFront == nil && ctx.Err() != nil {
-		grace := time.NewTimer(cfg.DNS.ShutdownGrace.Duration)
+		grace := time.NewTimer(rl.cur.DNS.ShutdownGrace.Duration)
 		select {
 		case <-grace.C:
 		case <-back.failed:

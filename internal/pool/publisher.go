@@ -32,6 +32,7 @@ type Publisher struct {
 
 	stability Stability
 	last      *Published
+	kick      chan struct{}
 }
 
 // OrdersPerAnswer is how many orderings are precomputed per answer: first
@@ -48,6 +49,16 @@ func NewPublisher(mode Mode, allDown AllDown, interval, unstableWindow time.Dura
 		mode: mode, allDown: allDown, interval: interval, self: self, peers: peers, publish: publish,
 		now: time.Now, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bd1e995)),
 		stability: Stability{Window: unstableWindow},
+		kick:      make(chan struct{}, 1),
+	}
+}
+
+// Kick asks Run to evaluate now instead of at the next tick (when the local
+// site or a peer changes state); it never blocks.
+func (p *Publisher) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -99,6 +110,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-p.kick:
 		}
 	}
 }

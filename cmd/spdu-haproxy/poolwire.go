@@ -1,0 +1,161 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/spdu/spdu-haproxy/internal/config"
+	"github.com/spdu/spdu-haproxy/internal/dnsserve"
+	"github.com/spdu/spdu-haproxy/internal/metrics"
+	"github.com/spdu/spdu-haproxy/internal/pool"
+	"github.com/spdu/spdu-haproxy/internal/probe"
+	"github.com/spdu/spdu-haproxy/internal/site"
+)
+
+// poolParts are the pool-mode components: the peer prober and the publisher
+// that turns site and peer state into the zone's answers.
+type poolParts struct {
+	prober    *probe.Prober
+	publisher *pool.Publisher
+}
+
+// newPool builds the pool-mode components for cfg (dns.mode = "pool"). The
+// publisher re-evaluates every poll interval and at once on any change, and
+// hands each outcome to dnsSrv.SetPool.
+//
+// With dryRun the site itself always counts as up.
+func newPool(logger zerolog.Logger, cfg *config.Config, poller *site.Poller, dnsSrv *dnsserve.Server, dryRun bool) (*poolParts, error) {
+	peers := make([]probe.Peer, len(cfg.Peers))
+	members := make([]pool.Member, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		var roots *x509.CertPool
+		if p.CAFile != "" {
+			pem, err := os.ReadFile(p.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("peers.%s.ca_file: %w", p.Name, err)
+			}
+			roots = x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("peers.%s.ca_file: %s holds no PEM certificate", p.Name, p.CAFile)
+			}
+		}
+		peers[i] = probe.Peer{
+			Name: p.Name, URL: p.Probe, Host: p.Host, Expect: p.Expect, StatusURL: p.StatusURL,
+			Interval: p.Interval.Duration, Timeout: p.Timeout.Duration, Rise: p.Rise, Fall: p.Fall,
+			RootCAs: roots, InsecureSkipVerify: p.InsecureSkipVerify,
+		}
+		members[i] = pool.Member{Name: p.Name, A: parseAddrs(p.A), AAAA: parseAddrs(p.AAAA)}
+	}
+	pp := &poolParts{}
+	pp.prober = probe.New(logger, peers, func(probe.Result) { pp.publisher.Kick() })
+
+	selfA, selfAAAA := ownAddrs(cfg)
+	allDown := pool.Refuse
+	if cfg.DNS.AllDown == "all" {
+		allDown = pool.All
+	}
+	maxAnswers, ttl, ttlUnstable := cfg.DNS.MaxAnswers, cfg.DNS.TTL.Duration, cfg.DNS.TTLUnstable.Duration
+	pp.publisher = pool.NewPublisher(pool.Pool, allDown, cfg.HAProxy.PollInterval.Duration, ttl,
+		func() pool.Member {
+			h := poller.Snapshot().Health
+			c := 0.0
+			if h.Total > 0 {
+				c = float64(h.Usable) / float64(h.Total)
+			}
+			if dryRun {
+				return pool.Member{Name: cfg.Site, A: selfA, AAAA: selfAAAA, Up: true, Capacity: max(c, 1e-3), Settled: true}
+			}
+			return pool.Member{Name: cfg.Site, A: selfA, AAAA: selfAAAA, Up: h.Serving, Capacity: c, Settled: h.Settled()}
+		},
+		func() []pool.Member {
+			out := slices.Clone(members)
+			for i, r := range pp.prober.Snapshot() {
+				out[i].Up, out[i].Capacity, out[i].Settled = r.Up, r.Capacity, r.Settled
+			}
+			return out
+		},
+		func(pub pool.Published) {
+			dnsSrv.SetPool(poolAnswer(pub, maxAnswers, ttl, ttlUnstable))
+			logger.Info().Bool("refuse", pub.Answer.Refuse).Strs("sites", memberNames(pub.Answer)).
+				Bool("unstable", pub.Answer.Unstable).Msg("pool answer changed")
+		})
+	return pp, nil
+}
+
+// poolAnswer turns a published decision into the DNS server's answer: one
+// address set per ordering, capped at maxAnswers addresses per type.
+func poolAnswer(pub pool.Published, maxAnswers int, ttl, ttlUnstable time.Duration) dnsserve.PoolAnswer {
+	out := dnsserve.PoolAnswer{Refuse: pub.Answer.Refuse, TTL: ttl}
+	if pub.Answer.Unstable {
+		out.TTL = ttlUnstable
+	}
+	for _, order := range pub.Orders {
+		var set dnsserve.AddressSet
+		for _, i := range order {
+			m := pub.Answer.Members[i]
+			set.A = append(set.A, m.A...)
+			set.AAAA = append(set.AAAA, m.AAAA...)
+		}
+		if maxAnswers > 0 {
+			set.A = set.A[:min(len(set.A), maxAnswers)]
+			set.AAAA = set.AAAA[:min(len(set.AAAA), maxAnswers)]
+		}
+		out.Variants = append(out.Variants, set)
+	}
+	return out
+}
+
+func peerMetrics(rs []probe.Result) []metrics.Peer {
+	out := make([]metrics.Peer, len(rs))
+	for i, r := range rs {
+		out[i] = metrics.Peer{Name: r.Name, Up: r.Up, Latency: r.Latency, Capacity: r.Capacity}
+	}
+	return out
+}
+
+func memberNames(a pool.Answer) []string {
+	names := make([]string, len(a.Members))
+	for i, m := range a.Members {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// ownAddrs returns every address of the site's [dns.records.*] tables,
+// without repeats: in pool mode every service name hands out the same sites.
+func ownAddrs(cfg *config.Config) (a, aaaa []netip.Addr) {
+	owners := make([]string, 0, len(cfg.DNS.Records))
+	for o := range cfg.DNS.Records {
+		owners = append(owners, o)
+	}
+	sort.Strings(owners)
+	for _, o := range owners {
+		ra, raaaa := cfg.DNS.Records[o].Addrs()
+		for _, x := range ra {
+			if !slices.Contains(a, x) {
+				a = append(a, x)
+			}
+		}
+		for _, x := range raaaa {
+			if !slices.Contains(aaaa, x) {
+				aaaa = append(aaaa, x)
+			}
+		}
+	}
+	return a, aaaa
+}
+
+func parseAddrs(ss []string) []netip.Addr {
+	out := make([]netip.Addr, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s)) // validated by config
+	}
+	return out
+}
