@@ -41,7 +41,7 @@ for i in 1 2 3 4 5; do
 done
 
 say "starting HAProxy with examples/haproxy.cfg (demo ports; its log: $work/haproxy.log)"
-SPDU_DEMO=1 HTTP_BIND="127.0.0.1:$HTTP_PORT" BACKUP_BIND=127.0.0.1:18443 \
+SPDU_DEMO=1 SPDU_STATUS=127.0.0.1:19405 HTTP_BIND="127.0.0.1:$HTTP_PORT" BACKUP_BIND=127.0.0.1:18443 \
   STATS_SOCKET="$work/admin.sock" AGENT_PORT="$AGENT_PORT" PEER_SITE=127.0.0.2 THUMB=demo-thumbprint \
   /usr/sbin/haproxy -db -f examples/haproxy.cfg >"$work/haproxy.log" 2>&1 & pids+=($!)
 
@@ -67,6 +67,8 @@ a = ["127.0.0.1"]
 aaaa = ["::1"]
 [agent]
 listen = "127.0.0.1:$AGENT_PORT"
+[metrics]
+listen = "127.0.0.1:19405"
 [control]
 socket = "$work/control.sock"
 state_file = "$work/state.json"
@@ -86,6 +88,7 @@ echo "nothere.$ZONE: $(rcode nothere.$ZONE A)   example.com: $(rcode example.com
 say "through HAProxy: curl http://127.0.0.1:$HTTP_PORT/"
 for _ in 1 2 3; do curl -s "http://127.0.0.1:$HTTP_PORT/" || true; done
 echo "ACME http-01: $(curl -s "http://127.0.0.1:$HTTP_PORT/.well-known/acme-challenge/tok3n")"
+echo "spdu status for peers: $(curl -s "http://127.0.0.1:$HTTP_PORT/.well-known/spdu/status" | tr -d ' \n' | cut -c1-120)..."
 
 say "stopping backends s1 s2 s3 (min_up = 3 of 5)"
 start=$(now_ms)
