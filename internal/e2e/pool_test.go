@@ -27,6 +27,7 @@ type poolSite struct {
 
 // poolTest holds the shared ports and the test CA.
 type poolTest struct {
+	mode               string // dns.mode: "pool" or "self"
 	dnsPort, httpsPort int
 	ca                 *testenv.TestCA
 	caFile             string
@@ -74,7 +75,7 @@ listen = ["%s:%d"]
 zone = "pool.domain.tld."
 ttl = "5s"
 ttl_unstable = "1s"
-mode = "pool"
+mode = %q
 shutdown_grace = "0s"
 nameservers = ["alpha.domain.tld.", "beta.domain.tld.", "gamma.domain.tld."]
 [dns.records.api]
@@ -86,7 +87,10 @@ listen = "127.0.0.1:%d"
 [control]
 socket = "%s/control.sock"
 state_file = "%s/state.json"
-`, name, socket, ip, pt.dnsPort, ip, agentPort, metricsPort, dir, dir)
+`, name, socket, ip, pt.dnsPort, pt.mode, ip, agentPort, metricsPort, dir, dir)
+	if pt.mode == "self" {
+		peers = nil // self mode never hands out peers; listing them is a config error
+	}
 	names := make([]string, 0, len(peers))
 	for n := range peers {
 		names = append(names, n)
@@ -121,12 +125,22 @@ func answers(addr string) (int, []string) {
 	return rc, addrs
 }
 
-// TestPoolModeThreeSites: three sites in pool mode, each probing the others
-// over TLS along the real path. All healthy: every nameserver hands out all
-// three. One site's backends die: the others drop it, and its own
-// nameserver hands out the two peers only. Restored: all three again.
-func TestPoolModeThreeSites(t *testing.T) {
-	pt := &poolTest{dnsPort: testenv.FreePort(t), httpsPort: testenv.FreePort(t)}
+// TestThreeSites runs three sites in both modes, each site with its own
+// HAProxy (TLS frontend on its own loopback address), backends and daemon.
+//
+// Pool mode: every nameserver hands out all three while healthy; when one
+// site's backends die the others drop it, and its own nameserver hands out
+// the two peers only. Self mode: every nameserver hands out its own site;
+// the failed site's nameserver answers REFUSED, the others are unaffected.
+// Restored: everything returns.
+func TestThreeSites(t *testing.T) {
+	for _, mode := range []string{"pool", "self"} {
+		t.Run(mode, func(t *testing.T) { threeSites(t, mode) })
+	}
+}
+
+func threeSites(t *testing.T, mode string) {
+	pt := &poolTest{mode: mode, dnsPort: testenv.FreePort(t), httpsPort: testenv.FreePort(t)}
 	pt.ca = testenv.NewTestCA(t, []string{"api.domain.tld"})
 	dir, err := os.MkdirTemp("", "spdu-pool-ca-")
 	if err != nil {
@@ -157,11 +171,22 @@ func TestPoolModeThreeSites(t *testing.T) {
 		sites = append(sites, s)
 	}
 	all := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	// healthy is what site s hands out while every site is healthy.
+	healthy := func(s *poolSite) []string {
+		if mode == "self" {
+			return []string{s.ip}
+		}
+		return all
+	}
 	for _, s := range sites {
-		testenv.Eventually(t, 15*time.Second, s.name+" hands out all three sites", func() bool {
+		testenv.Eventually(t, 15*time.Second, s.name+" serves while all are healthy", func() bool {
 			rc, got := answers(s.dnsAddr)
-			return rc == dns.RcodeSuccess && slices.Equal(got, all)
+			return rc == dns.RcodeSuccess && slices.Equal(got, healthy(s))
 		})
+	}
+	if mode == "self" {
+		selfModeFailure(t, sites, healthy)
+		return
 	}
 
 	alpha := sites[0]
@@ -204,4 +229,31 @@ func TestPoolModeThreeSites(t *testing.T) {
 		})
 		t.Logf("alpha restored -> %s hands out all three after %s", s.name, time.Since(restore).Round(time.Millisecond))
 	}
+}
+
+// selfModeFailure: alpha's backends die; its nameserver answers REFUSED and
+// the others keep handing out their own sites; restored, alpha serves again.
+func selfModeFailure(t *testing.T, sites []*poolSite, healthy func(*poolSite) []string) {
+	alpha := sites[0]
+	kill := time.Now()
+	for _, be := range alpha.backends {
+		be.Stop()
+	}
+	testenv.Eventually(t, 10*time.Second, "alpha answers REFUSED", func() bool {
+		rc, _ := answers(alpha.dnsAddr)
+		return rc == dns.RcodeRefused
+	})
+	t.Logf("self mode: alpha's backends killed -> alpha REFUSED after %s", time.Since(kill).Round(time.Millisecond))
+	for _, s := range sites[1:] {
+		if rc, got := answers(s.dnsAddr); rc != dns.RcodeSuccess || !slices.Equal(got, healthy(s)) {
+			t.Errorf("%s while alpha is down: rcode %d, %v; want its own site", s.name, rc, got)
+		}
+	}
+	for _, be := range alpha.backends {
+		be.Start(t)
+	}
+	testenv.Eventually(t, 10*time.Second, "alpha serves again", func() bool {
+		rc, got := answers(alpha.dnsAddr)
+		return rc == dns.RcodeSuccess && slices.Equal(got, healthy(alpha))
+	})
 }
