@@ -392,11 +392,30 @@ func TestReloadUnderLoad(t *testing.T) {
 	write(good)
 	testenv.Eventually(t, 5*time.Second, "new TTL served", func() bool { return answerTTL(s.dnsAddr) == 7 })
 
+	// rep replaces the first old in the good file.
+	rep := func(old, new string) string { return strings.Replace(good, old, new, 1) }
 	for _, bad := range []struct{ name, text, log string }{
 		{"unknown key", good + "colour = 1\n", `unknown key`},
-		{"bad value", strings.Replace(good, "min_up = 3", "min_up = 0", 1), `health.min_up`},
 		{"syntax", good + "[dns\n", `toml:`},
-		{"bad ttl", strings.Replace(good, `ttl = "7s"`, `ttl = "9x"`, 1), `dns.ttl`},
+		{"bad ttl", rep(`ttl = "7s"`, `ttl = "9x"`), `dns.ttl`},
+		{"ttl fraction", rep(`ttl = "7s"`, `ttl = "1500ms"`), `dns.ttl: 1.5s must be a whole number of seconds`},
+		{"min_up zero", rep("min_up = 3", "min_up = 0"), `health.min_up`},
+		{"min_up percent", rep("min_up = 3", `min_up = "160%"`), `health.min_up`},
+		{"rise", rep("min_up = 3", "min_up = 3\nrise = 500"), `health.rise: 500 must be from 1 to 100`},
+		{"no site", rep(`site = "alpha"`, ""), `site: required`},
+		{"no backend", rep(`backend = "api"`, ""), `haproxy.backend: required`},
+		{"relative socket", rep(`socket = "/`, `socket = "`), `haproxy.socket`},
+		{"poll too fast", rep(`poll_interval = "100ms"`, `poll_interval = "1ms"`), `haproxy.poll_interval: 1ms must be from 50ms to 1m0s`},
+		{"stale too short", rep(`stale_after = "500ms"`, `stale_after = "50ms"`), `haproxy.stale_after`},
+		{"listen hostname", rep(`listen = ["127.0.0.1:`, `listen = ["localhost:`), `dns.listen`},
+		{"bad zone", rep(`zone = "pool.domain.tld."`, `zone = "pool..tld."`), `dns.zone`},
+		{"relative nameserver", rep(`nameservers = ["alpha.domain.tld."]`, `nameservers = ["alpha"]`), `dns.nameservers`},
+		{"withdraw word", rep(`zone = `, "withdraw = \"silence\"\nzone = "), `dns.withdraw`},
+		{"a not ip", rep(`a = ["127.0.0.1"]`, `a = ["127.0.0"]`), `dns.records.api.a`},
+		{"no addresses", rep(`a = ["127.0.0.1"]`, ""), `dns.records.api: needs at least one address`},
+		{"agent mode", rep("[agent]\n", "[agent]\nmode = \"smart\"\n"), `agent.mode`},
+		{"rrl rate", good + "[dns.rrl]\nrate = -5\n", `dns.rrl.rate`},
+		{"peers in self mode", good + "[[peers]]\nname = \"beta\"\na = [\"5.6.7.8\"]\nprobe = \"https://5.6.7.8/status\"\n", `peers: configured, but dns.mode is`},
 		{"world-writable", good, `lets group or others write it`},
 	} {
 		mark := len(d.logs())
