@@ -184,8 +184,9 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 	}
 
 	m := httpGet(t, s.web+"/metrics")
-	for _, want := range []string{"spdu_site_serving 1", "spdu_haproxy_servers_usable 5", "spdu_haproxy_servers 5", "spdu_haproxy_servers_required 3"} {
-		if !strings.Contains(m, want+"\n") {
+	for _, want := range []string{"spdu_site_serving 1", "spdu_haproxy_servers_usable 5", "spdu_haproxy_servers 5", "spdu_haproxy_servers_required 3",
+		`spdu_dns_queries_total{rcode="NOERROR",transport="udp",type="A"}`} {
+		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}

@@ -80,7 +80,12 @@ func siteMetrics(snap *site.Snapshot) metrics.Site {
 
 func dnsMetrics(s *dnsserve.Server) metrics.DNS {
 	r := s.RRLStats()
-	return metrics.DNS{RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}}
+	q := s.QueryStats()
+	queries := make(map[metrics.QueryKey]uint64, len(q))
+	for k, v := range q {
+		queries[metrics.QueryKey{Transport: k.Transport, Type: k.Type, Rcode: k.Rcode}] = v
+	}
+	return metrics.DNS{Queries: queries, RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}}
 }
 
 // systemdNotify sends READY=1 once the first poll has finished (every

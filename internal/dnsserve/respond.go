@@ -41,8 +41,11 @@ func (s *Server) respond(out, msg []byte, from netip.AddrPort, tcp bool) (reply 
 	} else {
 		reply = s.respondSlow(out, msg, snap, from, tcp)
 	}
-	if ev := s.log.Debug(); ev.Enabled() && reply != nil {
-		logReply(ev, msg, reply, from, tcp)
+	if reply != nil {
+		s.queries.count(reply, from, tcp)
+		if ev := s.log.Debug(); ev.Enabled() {
+			logReply(ev, msg, reply, from, tcp)
+		}
 	}
 	return reply
 }

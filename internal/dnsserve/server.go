@@ -33,6 +33,9 @@ type Server struct {
 	// tests turn it off before Run to cover the plain reader.
 	batchUDP bool
 
+	// queries counts answered queries (QueryStats).
+	queries queryCounters
+
 	// snap is the current state; queries only Load it.
 	snap atomic.Pointer[snapshot]
 
