@@ -56,12 +56,9 @@ func statusOf(cfg *config.Config, snap *site.Snapshot, dnsSrv *dnsserve.Server) 
 		doc.LastGood = &lg
 	}
 	for _, s := range snap.Stats.Servers {
-		adv := 0
+		adv := 0 // backup servers get no weight from our agent
 		if !s.Backup {
-			adv = 100
-			if w, ok := snap.Weights[s.Name]; ok {
-				adv = w
-			}
+			adv = snap.Weight(s.Name)
 		}
 		doc.Servers = append(doc.Servers, serverStatus{Name: s.Name, Status: s.Status, Weight: s.Weight,
 			Usable: s.Usable, Advertised: adv, Backup: s.Backup, AgentStatus: s.AgentStatus})

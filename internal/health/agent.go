@@ -2,13 +2,6 @@ package health
 
 import "github.com/spdu/spdu-haproxy/internal/haproxy"
 
-// AgentReply chooses the agent-check reply line for a server that gets its
-// full weight; it is Reply(AgentInput{Known: known, Weight: 100}), kept for
-// callers that do not weigh servers.
-func AgentReply(known bool) string {
-	return Reply(AgentInput{Known: known, Weight: 100})
-}
-
 // AgentInput is what Reply needs to know about one server.
 type AgentInput struct {
 	// Known reports whether the server named in HAProxy's agent-send string
