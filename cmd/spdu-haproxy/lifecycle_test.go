@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -35,60 +34,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// daemonProc is the daemon running as a child process.
-type daemonProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	out  strings.Builder // guarded by mu
-	code int
-}
-
-// logs returns what the daemon printed so far.
-func (d *daemonProc) logs() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
-}
-
-func startDaemon(t *testing.T, args ...string) *daemonProc {
+// startDaemon runs the test binary as the daemon (see TestMain) with args.
+func startDaemon(t *testing.T, args ...string) *testenv.Process {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{cmd: exec.Command(exe, args...), done: make(chan struct{})}
-	d.cmd.Env = append(os.Environ(), "SPDU_TEST_MAIN=1")
-	pr, pw := io.Pipe()
-	d.cmd.Stdout, d.cmd.Stderr = pw, pw
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.out.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-	}()
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.cmd.Wait() //nolint:errcheck // exit code read below
-		d.code = d.cmd.ProcessState.ExitCode()
-		pw.Close()
-		<-scanned
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill() //nolint:errcheck // may have exited
-		<-d.done
-		if t.Failed() {
-			t.Logf("daemon output:\n%s", d.logs())
-		}
-	})
-	return d
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "SPDU_TEST_MAIN=1")
+	return testenv.StartProcess(t, cmd)
 }
 
 // liveSite starts five backends, HAProxy, and writes a daemon config file
@@ -198,7 +153,7 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 		t.Errorf("/status = %+v", st)
 	}
 
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
@@ -208,10 +163,10 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 	defer tick.Stop()
 	for {
 		select {
-		case <-d.done:
+		case <-d.Done():
 			took := time.Since(sent)
-			if d.code != 0 {
-				t.Errorf("exit code %d, want 0", d.code)
+			if code := d.ExitCode(); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
 			}
 			if refused == 0 {
 				t.Error("no REFUSED answer during the grace period")
@@ -316,8 +271,8 @@ func TestDrainThroughDaemon(t *testing.T) {
 		t.Errorf("/status during drain = %+v (%v)", st, err)
 	}
 
-	d.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
-	<-d.done
+	d.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
+	<-d.Done()
 	startDaemon(t, "run", "-config", s.cfgPath)
 	testenv.Eventually(t, 10*time.Second, "restarted daemon answers", func() bool { return query(s.dnsAddr) >= 0 })
 	// Several polls after the restart: still withdrawn.
@@ -382,7 +337,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := d.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -419,7 +374,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		{"peers in self mode", good + "[[peers]]\nname = \"beta\"\na = [\"5.6.7.8\"]\nprobe = \"https://5.6.7.8/status\"\n", `peers: configured, but dns.mode is`},
 		{"world-writable", good, `lets group or others write it`},
 	} {
-		mark := len(d.logs())
+		mark := len(d.Output())
 		if bad.name == "world-writable" {
 			if err := os.WriteFile(s.cfgPath, []byte(good), 0o600); err != nil {
 				t.Fatal(err)
@@ -427,12 +382,12 @@ func TestReloadUnderLoad(t *testing.T) {
 			if err := os.Chmod(s.cfgPath, 0o666); err != nil {
 				t.Fatal(err)
 			}
-			d.cmd.Process.Signal(syscall.SIGHUP) //nolint:errcheck // checked by the log below
+			d.Signal(syscall.SIGHUP) //nolint:errcheck // checked by the log below
 		} else {
 			write(bad.text)
 		}
 		testenv.Eventually(t, 5*time.Second, bad.name+": reload refused in the log", func() bool {
-			l := d.logs()[mark:]
+			l := d.Output()[mark:]
 			return strings.Contains(l, "reload failed") && strings.Contains(l, bad.log)
 		})
 		if ttl := answerTTL(s.dnsAddr); ttl != 7 {

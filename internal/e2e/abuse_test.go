@@ -81,7 +81,7 @@ func TestDNSAbused(t *testing.T) {
 		return rc == dns.RcodeSuccess && len(addrs) == 1 && addrs[0] == "127.0.0.1"
 	})
 	select {
-	case <-s.Daemon.done:
+	case <-s.Daemon.Done():
 		t.Fatal("daemon exited during the flood")
 	default:
 	}
@@ -103,7 +103,7 @@ func TestAgentPortAbused(t *testing.T) {
 	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
 	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	agent := agentAddrOf(t, s)
-	before := rssKB(t, s.Daemon.cmd.Process.Pid)
+	before := rssKB(t, s.Daemon.Pid())
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -166,7 +166,7 @@ func TestAgentPortAbused(t *testing.T) {
 		good++
 		return good >= 20 // stable over many samples (200 ms of polling)
 	})
-	after := rssKB(t, s.Daemon.cmd.Process.Pid)
+	after := rssKB(t, s.Daemon.Pid())
 	t.Logf("agent under abuse: RSS %d KiB before, %d KiB during; agent_duration of s1 %s ms", before, after, last["s1"]["agent_duration"])
 	if after > before+64*1024 {
 		t.Errorf("RSS grew from %d to %d KiB under agent abuse", before, after)

@@ -99,7 +99,7 @@ func TestSocketMissingAtStart(t *testing.T) {
 	d := StartDaemon(t, s.CfgPath)
 	testenv.Eventually(t, 10*time.Second, "daemon answers", func() bool { return Rcode(s.DNSAddr) == dns.RcodeRefused })
 	testenv.Eventually(t, 5*time.Second, "the poll failure is logged", func() bool {
-		return strings.Contains(d.Log(), "runtime API poll failed")
+		return strings.Contains(d.Output(), "runtime API poll failed")
 	})
 	// Ten more poll intervals of failing polls: still one log line.
 	deadline := time.Now().Add(10 * poll)
@@ -108,11 +108,11 @@ func TestSocketMissingAtStart(t *testing.T) {
 			t.Fatal("served without HAProxy")
 		}
 	}
-	if n := strings.Count(d.Log(), "runtime API poll failed"); n != 1 {
+	if n := strings.Count(d.Output(), "runtime API poll failed"); n != 1 {
 		t.Errorf("poll failure logged %d times over 10+ polls, want once per change", n)
 	}
-	if !strings.Contains(d.Log(), "no such file or directory") {
-		t.Errorf("log does not say why:\n%s", d.Log())
+	if !strings.Contains(d.Output(), "no such file or directory") {
+		t.Errorf("log does not say why:\n%s", d.Output())
 	}
 	s.HAProxy.Restart(t)
 	took := testenv.Eventually(t, 5*time.Second, "served once the socket appears", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
@@ -160,14 +160,14 @@ func TestSocketPermissionDenied(t *testing.T) {
 	}
 	dd := startDaemonAs(t, cfgPath, 65534)
 	testenv.Eventually(t, 10*time.Second, "withdrawn with permission denied", func() bool {
-		return Rcode(s.DNSAddr) == dns.RcodeRefused && strings.Contains(dd.Log(), "permission denied")
+		return Rcode(s.DNSAddr) == dns.RcodeRefused && strings.Contains(dd.Output(), "permission denied")
 	})
 	if err := os.Chmod(s.HAProxy.Socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	took := testenv.Eventually(t, 5*time.Second, "served once the socket is accessible", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	t.Logf("socket made accessible -> served after %s", took)
-	if n := strings.Count(dd.Log(), "runtime API poll failed"); n != 1 {
+	if n := strings.Count(dd.Output(), "runtime API poll failed"); n != 1 {
 		t.Errorf("poll failure logged %d times, want once", n)
 	}
 }
@@ -218,7 +218,7 @@ loop:
 	if !up {
 		s.Backends[0].Start(t)
 	}
-	changes := strings.Count(s.Daemon.Log(), "site state changed")
+	changes := strings.Count(s.Daemon.Output(), "site state changed")
 	// Upper bound: one transition per flap (each flap lasts 5 polls, enough
 	// for rise or fall of 2), plus the initial serve.
 	maxChanges := flaps + 1

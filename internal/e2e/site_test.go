@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,12 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 // Daemon is the spdu-haproxy binary running as a child process.
-type Daemon struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	log  strings.Builder
-}
+type Daemon = testenv.Process
 
 // StartDaemon runs `spdu-haproxy run -config cfgPath` with extra arguments
 // and stops it at cleanup.
@@ -57,43 +49,9 @@ func StartDaemon(t testing.TB, cfgPath string, args ...string) *Daemon {
 
 func startDaemon(t testing.TB, attr *syscall.SysProcAttr, cfgPath string, args ...string) *Daemon {
 	t.Helper()
-	d := &Daemon{done: make(chan struct{})}
-	d.cmd = exec.Command(daemonBinary, append([]string{"run", "-config", cfgPath}, args...)...)
-	d.cmd.SysProcAttr = attr
-	pr, pw := io.Pipe()
-	d.cmd.Stdout, d.cmd.Stderr = pw, pw
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			d.mu.Lock()
-			d.log.WriteString(sc.Text() + "\n")
-			d.mu.Unlock()
-		}
-	}()
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }() //nolint:errcheck // killed on purpose
-	t.Cleanup(func() {
-		d.Kill()
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.Log())
-		}
-	})
-	return d
-}
-
-// Kill stops the daemon with SIGKILL and waits for it.
-func (d *Daemon) Kill() {
-	d.cmd.Process.Kill() //nolint:errcheck // may have exited
-	<-d.done
-}
-
-// Log returns what the daemon printed so far.
-func (d *Daemon) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
+	cmd := exec.Command(daemonBinary, append([]string{"run", "-config", cfgPath}, args...)...)
+	cmd.SysProcAttr = attr
+	return testenv.StartProcess(t, cmd)
 }
 
 // SiteOpts describes one test site.

@@ -1,0 +1,64 @@
+package testenv
+
+import (
+	"os/exec"
+	"syscall"
+	"testing"
+)
+
+// Process is a child process started for a test; its combined output is
+// kept for assertions and printed when the test fails. It is killed at
+// cleanup.
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  syncBuffer
+	code int // set before done is closed
+}
+
+// StartProcess starts cmd (its Stdout and Stderr are set here) and stops it
+// with SIGKILL at cleanup.
+func StartProcess(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() {
+		cmd.Wait() //nolint:errcheck // the exit code is kept below
+		p.code = cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", cmd.Path, p.Output())
+		}
+	})
+	return p
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitCode is the exit code once Done is closed (-1 when killed by a signal).
+func (p *Process) ExitCode() int {
+	<-p.done
+	return p.code
+}
+
+// Kill stops the process with SIGKILL and waits for it to exit.
+func (p *Process) Kill() {
+	p.cmd.Process.Kill() //nolint:errcheck // may have exited already
+	<-p.done
+}
