@@ -26,8 +26,9 @@ const (
 // binding is the sockets bound for one Listen address: a group of UDP
 // sockets sharing the address with SO_REUSEPORT, and one TCP listener.
 type binding struct {
-	udp []*net.UDPConn
-	tcp net.Listener
+	addr string // as given to Listen or SetListen
+	udp  []*net.UDPConn
+	tcp  net.Listener
 }
 
 // close releases every socket of b. Errors are those of already closed
@@ -49,7 +50,7 @@ func (s *Server) bind(addr string) (*binding, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &binding{}
+	b := &binding{addr: addr}
 	n := s.opts.udpSockets
 	if !reusePortSupported {
 		n = 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,11 @@ type Server struct {
 
 	// mu guards the listener lifecycle below.
 	mu       sync.Mutex
-	bindings []*binding // bound by Listen, one per address
+	bindings []*binding // bound by Listen or SetListen, one per address
 	running  bool       // Run has been called
+	stopped  bool       // Run has begun to shut down
+	// serve starts the readers of a binding; set by Run while it runs.
+	serve func(*binding)
 }
 
 // New validates cfg, builds the zone and returns a Server in the WITHDRAWN
@@ -120,7 +124,8 @@ func (s *Server) RRLStats() RRLStats {
 // Listen binds every "host:port" in addrs on UDP (Config.UDPSockets sockets
 // sharing the address with SO_REUSEPORT) and TCP. With port 0 the TCP
 // socket first tries the port the UDP sockets got, then any free port. It
-// may be called once, before Run. On error nothing stays bound and the
+// may be called once, before Run; SetListen changes the addresses of a
+// running server. On error nothing stays bound and the
 // error names the address. Run releases the sockets; to release them
 // without serving, call Run with an already cancelled context.
 func (s *Server) Listen(addrs []string) error {
@@ -132,19 +137,77 @@ func (s *Server) Listen(addrs []string) error {
 	if len(addrs) == 0 {
 		return errors.New("dnsserve: no listen address")
 	}
-	var bs []*binding
-	for _, addr := range addrs {
-		b, err := s.bind(addr)
-		if err != nil {
-			for _, b := range bs {
-				b.close()
-			}
-			return fmt.Errorf("dnsserve: listen %s: %w", addr, err)
-		}
-		bs = append(bs, b)
+	bs, _, err := s.bindAll(addrs, nil)
+	if err != nil {
+		return err
 	}
 	s.bindings = bs
 	return nil
+}
+
+// SetListen changes the served addresses of a running server to addrs, as
+// a configuration reload asks: it binds every address not bound yet and
+// starts answering on it, and only then closes the sockets of the addresses
+// no longer listed, so the zone never goes unanswered on an address that
+// stays. An address listed before and now (the same "host:port" string)
+// keeps its sockets and the queries queued on them. TCP connections
+// accepted on a closed address finish as usual (idle and query timeouts).
+// On error nothing changes and the error names the address. It fails
+// before Run and once Run has begun to shut down.
+func (s *Server) SetListen(addrs []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running || s.stopped {
+		return errors.New("dnsserve: SetListen needs a running server")
+	}
+	if len(addrs) == 0 {
+		return errors.New("dnsserve: no listen address")
+	}
+	have := make(map[string][]*binding, len(s.bindings))
+	for _, b := range s.bindings {
+		have[b.addr] = append(have[b.addr], b)
+	}
+	next, fresh, err := s.bindAll(addrs, have)
+	if err != nil {
+		return err
+	}
+	for _, b := range fresh {
+		s.serve(b)
+	}
+	for _, b := range s.bindings {
+		if !slices.Contains(next, b) {
+			b.close()
+			s.log.Info().Str("addr", b.addr).Stringer("udp", b.udp[0].LocalAddr()).Msg("dns listener closed")
+		}
+	}
+	s.bindings = next
+	return nil
+}
+
+// bindAll returns a binding for every address of addrs, reusing those of
+// have (by address string, each at most once: "127.0.0.1:0" twice is two
+// ports) and binding the others, which it also returns as fresh. On error
+// it closes the fresh ones and names the address.
+func (s *Server) bindAll(addrs []string, have map[string][]*binding) (all, fresh []*binding, err error) {
+	for _, addr := range addrs {
+		if bs := have[addr]; len(bs) > 0 {
+			all, have[addr] = append(all, bs[0]), bs[1:]
+			continue
+		}
+		b, berr := s.bind(addr)
+		if berr != nil {
+			err = fmt.Errorf("dnsserve: listen %s: %w", addr, berr)
+			break
+		}
+		all, fresh = append(all, b), append(fresh, b)
+	}
+	if err != nil {
+		for _, b := range fresh {
+			b.close()
+		}
+		return nil, nil, err
+	}
+	return all, fresh, nil
 }
 
 // Addrs returns the bound UDP and TCP addresses, one of each per address
@@ -171,8 +234,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("dnsserve: Run called twice or before Listen")
 	}
 	s.running = true
-	bs := s.bindings
-	s.mu.Unlock()
 
 	failed := make(chan error, 1)
 	fail := func(err error) {
@@ -184,7 +245,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	var servers, conns sync.WaitGroup
-	for _, b := range bs {
+	// s.serve is called with s.mu held and never once s.stopped is set, so
+	// no reader starts after servers.Wait begins.
+	s.serve = func(b *binding) {
 		for _, c := range b.udp {
 			if s.batchUDP {
 				servers.Go(func() { fail(s.serveUDPBatch(c)) })
@@ -196,6 +259,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info().Stringer("udp", b.udp[0].LocalAddr()).Int("udp_sockets", len(b.udp)).
 			Stringer("tcp", b.tcp.Addr()).Msg("dns listener started")
 	}
+	for _, b := range s.bindings {
+		s.serve(b)
+	}
+	s.mu.Unlock()
 
 	var err error
 	select {
@@ -204,9 +271,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	close(s.stopping)
-	for _, b := range bs {
+	s.mu.Lock()
+	s.stopped = true
+	for _, b := range s.bindings {
 		b.close()
 	}
+	s.mu.Unlock()
 	servers.Wait() // no new connections after this
 	s.conns.closeAll()
 	done := make(chan struct{})

@@ -1,0 +1,94 @@
+package dnsserve
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+// answers reports whether a UDP and a TCP query to the given addresses get
+// the serving answer for api A.
+func answersOn(t *testing.T, udp, tcp string) bool {
+	t.Helper()
+	for _, n := range []struct{ network, addr string }{{"udp", udp}, {"tcp", tcp}} {
+		c := &dns.Client{Net: n.network, Timeout: 500 * time.Millisecond}
+		r, _, err := c.Exchange(query(fqdn("api"), dns.TypeA), n.addr)
+		if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSetListenMovesListeners(t *testing.T) {
+	s, udp1, tcp1 := startServer(t, testConfig(), true)
+	if !answersOn(t, udp1, tcp1) {
+		t.Fatal("no answer on the first address")
+	}
+
+	// Add a second address: the first keeps its sockets.
+	if err := s.SetListen([]string{"127.0.0.1:0", "127.0.0.2:0"}); err != nil {
+		t.Fatalf("SetListen add: %v", err)
+	}
+	u, tc := s.Addrs()
+	if len(u) != 2 || u[0].String() != udp1 || tc[0].String() != tcp1 {
+		t.Fatalf("Addrs after add = %v %v; want %s first, kept", u, tc, udp1)
+	}
+	udp2, tcp2 := u[1].String(), tc[1].String()
+	if !strings.HasPrefix(udp2, "127.0.0.2:") {
+		t.Fatalf("second address %s, want 127.0.0.2", udp2)
+	}
+	if !answersOn(t, udp1, tcp1) || !answersOn(t, udp2, tcp2) {
+		t.Fatal("not answering on both addresses")
+	}
+
+	// A bad list changes nothing.
+	for _, bad := range [][]string{{"127.0.0.2:0", "127.0.0.1:notaport"}, {"127.0.0.3:0", "192.0.2.1:53"}, nil} {
+		err := s.SetListen(bad)
+		if err == nil {
+			t.Fatalf("SetListen(%q) succeeded", bad)
+		}
+		if len(bad) > 0 && !strings.Contains(err.Error(), bad[len(bad)-1]) {
+			t.Errorf("SetListen(%q) error %q does not name the address", bad, err)
+		}
+		if u, _ := s.Addrs(); len(u) != 2 {
+			t.Fatalf("Addrs after failed SetListen(%q) = %v", bad, u)
+		}
+	}
+	if !answersOn(t, udp1, tcp1) || !answersOn(t, udp2, tcp2) {
+		t.Fatal("a failed SetListen stopped an address")
+	}
+
+	// Drop the first address: it stops answering, the second goes on.
+	if err := s.SetListen([]string{"127.0.0.2:0"}); err != nil {
+		t.Fatalf("SetListen drop: %v", err)
+	}
+	if u, _ := s.Addrs(); len(u) != 1 || u[0].String() != udp2 {
+		t.Fatalf("Addrs after drop = %v; want %s", u, udp2)
+	}
+	if !answersOn(t, udp2, tcp2) {
+		t.Fatal("the kept address stopped answering")
+	}
+	if c, err := net.DialTimeout("tcp", tcp1, time.Second); err == nil {
+		c.Close()
+		t.Errorf("TCP %s still accepts after it was dropped", tcp1)
+	}
+	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	if _, _, err := c.Exchange(query(fqdn("api"), dns.TypeA), udp1); err == nil {
+		t.Errorf("UDP %s still answers after it was dropped", udp1)
+	}
+}
+
+func TestSetListenNeedsRun(t *testing.T) {
+	s, err := New(zerolog.Nop(), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetListen([]string{"127.0.0.1:0"}); err == nil {
+		t.Fatal("SetListen before Run succeeded")
+	}
+}
