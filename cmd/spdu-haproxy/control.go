@@ -65,21 +65,28 @@ func applyAgentMode(cs controlSettings, sc *site.Config) {
 	}
 }
 
-// newControlServer builds the control socket server for poller. The
-// frontend is read through a Runtime of its own (a Runtime allows one call
-// at a time, and the poller's is busy every poll). dnsServing reports what
-// the DNS server answers. Listen it with the other listeners, then Run it
-// in the group that stops first.
+// newControlServer builds the control socket server for poller.
+// dnsServing reports what the DNS server answers. Listen it with the other
+// listeners, then Run it in the group that stops first.
 func newControlServer(logger zerolog.Logger, cs controlSettings, siteName, haproxySocket string, sc site.Config, poller *site.Poller, dnsServing func() bool) *control.Server {
+	cfg, front := controlConfig(cs, siteName, haproxySocket, sc)
+	return control.New(logger, cfg, poller, front, dnsServing)
+}
+
+// controlConfig returns the control server's settings and its frontend
+// source (nil when haproxy.frontend is not set). The frontend is read
+// through a Runtime of its own (a Runtime allows one call at a time, and
+// the poller's is busy every poll).
+func controlConfig(cs controlSettings, siteName, haproxySocket string, sc site.Config) (control.Config, control.FrontendSource) {
 	var front control.FrontendSource
 	if cs.Frontend != "" {
 		rt := haproxy.NewRuntime(haproxySocket)
 		front = func(ctx context.Context) (haproxy.FrontendStats, error) { return rt.ShowFrontend(ctx, cs.Frontend) }
 	}
-	return control.New(logger, control.Config{
+	return control.Config{
 		Socket: cs.Socket, Site: siteName, Mode: cs.Mode, QuietPeriod: cs.QuietPeriod,
 		PollInterval: sc.Interval, PollTimeout: sc.Timeout,
-	}, poller, front, dnsServing)
+	}, front
 }
 
 // controlTimeout bounds a drain, resume or status call, on top of -wait.

@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -310,28 +308,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A client queries every 5 ms for the whole test; one retry per query
-	// is allowed (a datagram can be lost on any network).
-	stop := make(chan struct{})
-	var total, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			total.Add(1)
-			if query(s.dnsAddr) != dns.RcodeSuccess && query(s.dnsAddr) != dns.RcodeSuccess {
-				failed.Add(1)
-			}
-		}
-	}()
+	load := startQueryLoad(s.dnsAddr) // for the whole test
 	write := func(text string) {
 		t.Helper()
 		if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
@@ -400,11 +377,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	// One more valid reload, then keep the load up long enough to count.
 	write(strings.Replace(good, `ttl = "7s"`, `ttl = "6s"`, 1))
 	testenv.Eventually(t, 5*time.Second, "second reload served", func() bool { return answerTTL(s.dnsAddr) == 6 })
-	testenv.Eventually(t, 20*time.Second, "500 queries under load", func() bool { return total.Load() >= 500 })
-	close(stop)
-	wg.Wait()
-	t.Logf("reloads under load: %d queries, %d failed", total.Load(), failed.Load())
-	if failed.Load() > 0 {
-		t.Errorf("%d of %d queries failed across reloads", failed.Load(), total.Load())
+	total, failed := load.stop(t, 500)
+	t.Logf("reloads under load: %d queries, %d failed", total, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d queries failed across reloads", failed, total)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spdu/spdu-haproxy/internal/config"
+	"github.com/spdu/spdu-haproxy/internal/control"
 	"github.com/spdu/spdu-haproxy/internal/dnsserve"
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/health"
@@ -129,14 +130,26 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	if err != nil {
 		return err
 	}
-	agent := haproxy.NewAgentServer(logger, func(backend, server string) string {
+	agentReply := func(backend, server string) string {
 		reply := poller.Snapshot().AgentReply(backend, server)
 		if opts.dryRun && reply != haproxy.AgentNoChange {
 			reply = "#dry-run: would reply " + reply
 		}
 		agentMetrics.Observe(reply)
 		return reply
-	}, cfg.Agent.ReadTimeout.Duration)
+	}
+	// The listening components are built by these, once at start and again
+	// when a reload moves their listener.
+	newAgent := func(c *config.Config) *haproxy.AgentServer {
+		return haproxy.NewAgentServer(logger, agentReply, c.Agent.ReadTimeout.Duration)
+	}
+	newControl := func(c *config.Config) *control.Server {
+		return newControlServer(logger, controlSettingsOf(c), c.Site, c.HAProxy.Socket, siteConfig(c), poller, dnsSrv.Serving)
+	}
+	newMetrics := func(addr string) (*metrics.Server, error) {
+		return metrics.NewServer(logger, addr, reg, func() any { return statusOf(current.Load(), poller.Snapshot(), dnsSrv) })
+	}
+	agent := newAgent(cfg)
 	collector := metrics.NewCollector(func() metrics.Site { return siteMetrics(poller.Snapshot()) }, func() metrics.DNS { return dnsMetrics(dnsSrv) })
 	if pp != nil {
 		collector.WithPeers(func() []metrics.Peer { return peerMetrics(pp.prober.Snapshot()) })
@@ -163,14 +176,14 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		return fail(fmt.Errorf("agent: %w", err))
 	}
 	release = append(release, func() { agent.Run(done) }) //nolint:errcheck // releasing only
-	ctl := newControlServer(logger, cs, cfg.Site, cfg.HAProxy.Socket, sc, poller, dnsSrv.Serving)
+	ctl := newControl(cfg)
 	if err := ctl.Listen(); err != nil {
 		return fail(fmt.Errorf("control: %w", err))
 	}
 	release = append(release, func() { ctl.Run(done) }) //nolint:errcheck // releasing only
 	var metricsSrv *metrics.Server
 	if cfg.Metrics.Listen != "off" {
-		metricsSrv, err = metrics.NewServer(logger, cfg.Metrics.Listen, reg, func() any { return statusOf(current.Load(), poller.Snapshot(), dnsSrv) })
+		metricsSrv, err = newMetrics(cfg.Metrics.Listen)
 		if err != nil {
 			return fail(err)
 		}
@@ -187,13 +200,16 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	dnsCtx, stopDNS := context.WithCancel(context.Background())
 	defer stopDNS()
 	back.start(dnsCtx, "dns", dnsSrv.Run)
+	metricsSlot := &slot{g: back, parent: dnsCtx, name: "metrics"}
 	if metricsSrv != nil {
-		back.start(dnsCtx, "metrics", metricsSrv.Run)
+		metricsSlot.replace(metricsSrv.Run)
 	}
 	back.start(dnsCtx, "notify", notifier.Run)
-	front.start(frontCtx, "agent", agent.Run)
+	agentSlot := &slot{g: front, parent: frontCtx, name: "agent"}
+	agentSlot.replace(agent.Run)
 	front.start(frontCtx, "poller", poller.Run)
-	front.start(frontCtx, "control", ctl.Run)
+	ctlSlot := &slot{g: front, parent: frontCtx, name: "control"}
+	ctlSlot.replace(ctl.Run)
 	if pp != nil {
 		front.start(frontCtx, "probe", pp.prober.Run)
 		front.start(frontCtx, "pool", pp.publisher.Run)
@@ -203,7 +219,10 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	}
 
 	rl := &reloader{log: logger, cur: cfg, poller: poller, notifier: notifier, dns: dnsSrv,
-		published: func(c *config.Config) { current.Store(c) }}
+		published: func(c *config.Config) { current.Store(c) },
+		agent:     agent, agentSlot: agentSlot, newAgent: newAgent,
+		ctl: ctl, ctlSlot: ctlSlot, newControl: newControl,
+		metricsSlot: metricsSlot, newMetrics: newMetrics}
 wait:
 	for {
 		select {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,11 +44,12 @@ const requestTimeout = 5 * time.Second
 
 // Server serves the control socket: drain, resume and status.
 type Server struct {
-	log      zerolog.Logger
-	cfg      Config
-	poller   *site.Poller
-	frontend FrontendSource // nil: no frontend configured
-	dns      func() bool
+	log    zerolog.Logger
+	socket string // Config.Socket as given to New; SetConfig keeps it
+	poller *site.Poller
+	dns    func() bool
+	// set holds the settings in force; SetConfig replaces them whole.
+	set atomic.Pointer[settings]
 
 	frontMu sync.Mutex // one frontend read at a time (haproxy.ErrBusy)
 
@@ -59,11 +61,29 @@ type Server struct {
 // frontend (nil when haproxy.frontend is not set) is read during drain
 // -wait; dns (may be nil) reports whether the DNS server serves the zone.
 func New(logger zerolog.Logger, cfg Config, poller *site.Poller, frontend FrontendSource, dns func() bool) *Server {
-	return &Server{
+	s := &Server{
 		log:    logger.With().Str("component", "control").Logger(),
-		cfg:    cfg,
-		poller: poller, frontend: frontend, dns: dns,
+		socket: cfg.Socket,
+		poller: poller, dns: dns,
 	}
+	s.set.Store(&settings{cfg: cfg, frontend: frontend})
+	return s
+}
+
+// settings are the parts of a Server that a reload may replace.
+type settings struct {
+	cfg      Config
+	frontend FrontendSource // nil: no frontend configured
+}
+
+// SetConfig replaces the settings on a configuration reload: everything in
+// cfg but Socket (the socket stays where Listen created it; a new path
+// needs a new Server) and the frontend source (nil: none). A request in
+// progress, such as a drain -wait, finishes with the settings it began
+// with.
+func (s *Server) SetConfig(cfg Config, frontend FrontendSource) {
+	cfg.Socket = s.socket
+	s.set.Store(&settings{cfg: cfg, frontend: frontend})
 }
 
 // Listen creates the control socket with mode 0600. The socket is bound
@@ -72,7 +92,7 @@ func New(logger zerolog.Logger, cfg Config, poller *site.Poller, frontend Fronte
 // daemon is replaced; a live one, or a file that is not a socket, is an
 // error.
 func (s *Server) Listen() error {
-	path := s.cfg.Socket
+	path := s.socket
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return fmt.Errorf("control socket %s: exists and is not a socket", path)
@@ -120,9 +140,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer wg.Wait()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	defer os.Remove(s.cfg.Socket)
+	defer os.Remove(s.socket)
 	defer ln.Close()
-	s.log.Info().Str("socket", s.cfg.Socket).Msg("control socket listening")
+	s.log.Info().Str("socket", s.socket).Msg("control socket listening")
 	for {
 		conn, err := ln.AcceptUnix()
 		if err != nil {
@@ -186,10 +206,11 @@ func (s *Server) serve(ctx context.Context, conn *net.UnixConn) {
 func (s *Server) handle(ctx context.Context, req Request) Response {
 	var resp Response
 	var err error
+	set := s.set.Load()
 	switch req.Cmd {
 	case CmdStatus:
 	case CmdDrain:
-		if req.Wait > 0 && s.frontend == nil {
+		if req.Wait > 0 && set.frontend == nil {
 			err = errors.New("drain -wait needs haproxy.frontend in the configuration")
 			break
 		}
@@ -197,7 +218,7 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 		d, err = s.poller.Drain(ctx, req.Reason)
 		s.log.Info().Str("reason", req.Reason).Strs("servers_drained", d.Servers).AnErr("error", err).Msg("site drained by operator")
 		if err == nil && req.Wait > 0 {
-			resp.Waited, err = s.waitQuiet(ctx, req.Wait)
+			resp.Waited, err = s.waitQuiet(ctx, set, req.Wait)
 		}
 	case CmdResume:
 		_, err = s.poller.Resume(ctx)
@@ -208,23 +229,25 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 	if err != nil {
 		resp.Error = err.Error()
 	}
-	resp.Status = StatusOf(s.cfg.Site, s.cfg.Mode, s.poller.Snapshot(), s.dns)
+	set = s.set.Load() // a reload may have come during a drain -wait
+	resp.Status = StatusOf(set.cfg.Site, set.cfg.Mode, s.poller.Snapshot(), s.dns)
 	return resp
 }
 
 // waitQuiet reads the frontend every PollInterval until it has been quiet
-// for QuietPeriod, and fails once wait has passed or ctx is done.
-func (s *Server) waitQuiet(ctx context.Context, wait time.Duration) (time.Duration, error) {
+// for QuietPeriod (both from set), and fails once wait has passed or ctx is
+// done.
+func (s *Server) waitQuiet(ctx context.Context, set *settings, wait time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(s.cfg.PollInterval)
+	tick := time.NewTicker(set.cfg.PollInterval)
 	defer tick.Stop()
-	q := quietWatch{period: s.cfg.QuietPeriod}
+	q := quietWatch{period: set.cfg.QuietPeriod}
 	var last haproxy.FrontendStats
 	var lastErr error
 	for {
-		last, lastErr = s.readFrontend(ctx)
+		last, lastErr = s.readFrontend(ctx, set)
 		if q.observe(time.Now(), lastErr == nil && last.Quiet()) {
 			return time.Since(start), nil
 		}
@@ -236,16 +259,16 @@ func (s *Server) waitQuiet(ctx context.Context, wait time.Duration) (time.Durati
 			if lastErr != nil {
 				why = "frontend unreadable: " + lastErr.Error()
 			}
-			return time.Since(start), fmt.Errorf("drain -wait: site drained, but not quiet for %s within %s: %s", s.cfg.QuietPeriod, wait, why)
+			return time.Since(start), fmt.Errorf("drain -wait: site drained, but not quiet for %s within %s: %s", set.cfg.QuietPeriod, wait, why)
 		case <-tick.C:
 		}
 	}
 }
 
-func (s *Server) readFrontend(ctx context.Context) (haproxy.FrontendStats, error) {
+func (s *Server) readFrontend(ctx context.Context, set *settings) (haproxy.FrontendStats, error) {
 	s.frontMu.Lock()
 	defer s.frontMu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.PollTimeout)
+	rctx, cancel := context.WithTimeout(ctx, set.cfg.PollTimeout)
 	defer cancel()
-	return s.frontend(rctx)
+	return set.frontend(rctx)
 }

@@ -45,7 +45,7 @@ const MaxAgentConns = 256
 type AgentServer struct {
 	logger      zerolog.Logger
 	reply       ReplyFunc
-	readTimeout time.Duration
+	readTimeout atomic.Int64 // nanoseconds; SetReadTimeout changes it
 	// sem holds one token per connection goroutine, including cut ones
 	// still exiting: at most 2*MaxAgentConns, which bounds memory.
 	sem chan struct{}
@@ -67,13 +67,24 @@ func NewAgentServer(logger zerolog.Logger, reply ReplyFunc, readTimeout time.Dur
 	if readTimeout <= 0 {
 		readTimeout = DefaultAgentReadTimeout
 	}
-	return &AgentServer{
-		logger:      logger,
-		reply:       reply,
-		readTimeout: readTimeout,
-		sem:         make(chan struct{}, 2*MaxAgentConns),
-		maxOpen:     MaxAgentConns,
+	a := &AgentServer{
+		logger:  logger,
+		reply:   reply,
+		sem:     make(chan struct{}, 2*MaxAgentConns),
+		maxOpen: MaxAgentConns,
 	}
+	a.readTimeout.Store(int64(readTimeout))
+	return a
+}
+
+// SetReadTimeout changes the per-connection read and write bound on a
+// configuration reload (agent.read_timeout); connections already open keep
+// the deadline they were given. Zero or less means DefaultAgentReadTimeout.
+func (a *AgentServer) SetReadTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultAgentReadTimeout
+	}
+	a.readTimeout.Store(int64(d))
 }
 
 // Listen opens the TCP listener on addr (host:port; port 0 picks one).
@@ -198,7 +209,7 @@ func (a *AgentServer) release(c *agentConn) {
 // serve answers one agent connection.
 func (a *AgentServer) serve(ctx context.Context, conn *agentConn) {
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(a.readTimeout)); err != nil {
+	if err := conn.SetDeadline(time.Now().Add(time.Duration(a.readTimeout.Load()))); err != nil {
 		return
 	}
 	// Cut the connection at once on shutdown. ctx.Err() is set before this
@@ -219,7 +230,7 @@ func (a *AgentServer) serve(ctx context.Context, conn *agentConn) {
 	if conn.cut.Load() || ctx.Err() != nil {
 		return
 	}
-	if err := conn.SetWriteDeadline(time.Now().Add(a.readTimeout)); err != nil || conn.cut.Load() {
+	if err := conn.SetWriteDeadline(time.Now().Add(time.Duration(a.readTimeout.Load()))); err != nil || conn.cut.Load() {
 		return
 	}
 	if _, err := io.WriteString(conn, reply+"\n"); err != nil {

@@ -197,8 +197,16 @@ func TestAgentServerMisuse(t *testing.T) {
 	if err := a.Run(context.Background()); err == nil {
 		t.Error("Run before Listen succeeded")
 	}
-	if a.readTimeout != DefaultAgentReadTimeout {
-		t.Errorf("readTimeout = %s, want %s", a.readTimeout, DefaultAgentReadTimeout)
+	if got := time.Duration(a.readTimeout.Load()); got != DefaultAgentReadTimeout {
+		t.Errorf("readTimeout = %s, want %s", got, DefaultAgentReadTimeout)
+	}
+	a.SetReadTimeout(2 * time.Second)
+	if got := time.Duration(a.readTimeout.Load()); got != 2*time.Second {
+		t.Errorf("readTimeout after SetReadTimeout(2s) = %s", got)
+	}
+	a.SetReadTimeout(0)
+	if got := time.Duration(a.readTimeout.Load()); got != DefaultAgentReadTimeout {
+		t.Errorf("readTimeout after SetReadTimeout(0) = %s, want %s", got, DefaultAgentReadTimeout)
 	}
 	if err := a.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
+)
+
+// queryLoad queries one DNS address every 5 ms until stopped, allowing one
+// retry per query (a datagram can be lost on any network).
+type queryLoad struct {
+	stopc         chan struct{}
+	wg            sync.WaitGroup
+	total, failed atomic.Int64
+}
+
+func startQueryLoad(addr string) *queryLoad {
+	l := &queryLoad{stopc: make(chan struct{})}
+	l.wg.Go(func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stopc:
+				return
+			case <-tick.C:
+			}
+			l.total.Add(1)
+			if query(addr) != dns.RcodeSuccess && query(addr) != dns.RcodeSuccess {
+				l.failed.Add(1)
+			}
+		}
+	})
+	return l
+}
+
+// stop waits until at least n queries were sent, ends the load and
+// returns its query counts.
+func (l *queryLoad) stop(t *testing.T, n int64) (total, failed int64) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d queries under load", n), func() bool { return l.total.Load() >= n })
+	close(l.stopc)
+	l.wg.Wait()
+	return l.total.Load(), l.failed.Load()
+}
+
+// reloadWith writes text to the daemon's configuration, sends SIGHUP and
+// waits until the log says the reload was done (want "configuration
+// reloaded") or refused (want "reload failed"); it returns the log lines of
+// this reload.
+func reloadWith(t *testing.T, d *testenv.Process, path, text, want string) string {
+	t.Helper()
+	mark := len(d.Output())
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "log says "+want, func() bool { return strings.Contains(d.Output()[mark:], want) })
+	return d.Output()[mark:]
+}
+
+// TestReloadMovesListeners: SIGHUP moves the DNS, agent, metrics and control
+// listeners (new bound before old closed, zero failed queries on an address
+// that stays), refuses a move that cannot bind as a whole, and turns
+// metrics off.
+func TestReloadMovesListeners(t *testing.T) {
+	s := startLiveSite(t, "0s")
+	d := startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	b, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := string(b)
+	ctl1 := regexp.MustCompile(`socket = "([^"]*control\.sock)"`).FindStringSubmatch(orig)[1]
+	if _, err := ctlRun(ctl1, "status"); err != nil {
+		t.Fatalf("status on %s: %v", ctl1, err)
+	}
+	web1 := strings.TrimPrefix(s.web, "http://")
+	dns2 := fmt.Sprintf("127.0.0.2:%d", testenv.FreePort(t))
+	agent2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	web2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ctl2 := filepath.Join(filepath.Dir(ctl1), "control2.sock")
+	rep := func(text string, pairs ...string) string { return strings.NewReplacer(pairs...).Replace(text) }
+
+	// 1. Add a DNS address, move the agent, metrics and control socket (and
+	// change the agent mode, which status must show), while a client
+	// queries the DNS address that stays.
+	load := startQueryLoad(s.dnsAddr)
+	step1 := rep(orig,
+		fmt.Sprintf("listen = [%q]", s.dnsAddr), fmt.Sprintf("listen = [%q, %q]", s.dnsAddr, dns2),
+		fmt.Sprintf("listen = %q", s.agentAddr), fmt.Sprintf("listen = %q", agent2),
+		fmt.Sprintf("listen = %q", web1), fmt.Sprintf("listen = %q", web2),
+		fmt.Sprintf("socket = %q", ctl1), fmt.Sprintf("socket = %q", ctl2),
+		"[agent]\n", "[agent]\nmode = \"adaptive\"\n")
+	if step1 == orig || strings.Count(step1, "127.0.0.2") != 1 {
+		t.Fatalf("test bug: replacements did not apply:\n%s", step1)
+	}
+	logs := reloadWith(t, d, s.cfgPath, step1, "configuration reloaded")
+	if !strings.Contains(logs, "listeners moved") || strings.Contains(logs, "next restart") {
+		t.Errorf("reload log lacks the move, or defers a key to a restart:\n%s", logs)
+	}
+	if rc := query(dns2); rc != dns.RcodeSuccess {
+		t.Errorf("new DNS address %s: rcode %d, want NOERROR", dns2, rc)
+	}
+	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+		t.Errorf("agent on new address %s replied %q, want a weight", agent2, r)
+	}
+	if r := agentAsk(s.agentAddr, "api/s1"); !strings.HasPrefix(r, "dial:") {
+		t.Errorf("agent on old address %s still replies %q", s.agentAddr, r)
+	}
+	if body := httpGet(t, "http://"+web2+"/metrics"); !strings.Contains(body, "spdu_site_serving 1") {
+		t.Errorf("metrics on new address lack spdu_site_serving 1")
+	}
+	if _, err := http.Get(s.web + "/metrics"); err == nil {
+		t.Errorf("metrics still served on the old address %s", web1)
+	}
+	if out, err := ctlRun(ctl2, "status"); err != nil || !strings.Contains(out, "site alpha: SERVING") || !strings.Contains(out, "agent: adaptive") {
+		t.Errorf("status on the new control socket: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(ctl1); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("old control socket %s still there: %v", ctl1, err)
+	}
+
+	// 2. Drop the first DNS address: it goes silent; the other answers.
+	total, failed := load.stop(t, 100)
+	t.Logf("adding a DNS address: %d queries on the kept one, %d failed", total, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d queries failed on the kept address while listeners moved", failed, total)
+	}
+	load = startQueryLoad(dns2)
+	step2 := rep(step1, fmt.Sprintf("listen = [%q, %q]", s.dnsAddr, dns2), fmt.Sprintf("listen = [%q]", dns2))
+	reloadWith(t, d, s.cfgPath, step2, "configuration reloaded")
+	if rc := query(s.dnsAddr); rc != -1 {
+		t.Errorf("dropped DNS address %s still answers: rcode %d", s.dnsAddr, rc)
+	}
+
+	// 3. A move that cannot bind is refused whole: the agent address is
+	// taken, so the DNS address added in the same file is not bound either.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dns3 := fmt.Sprintf("127.0.0.3:%d", testenv.FreePort(t))
+	bad := rep(step2, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q, %q]", dns2, dns3),
+		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", busy.Addr()),
+		`[dns]`+"\n", "[dns]\nttl = \"9s\"\n")
+	logs = reloadWith(t, d, s.cfgPath, bad, "reload failed")
+	if !strings.Contains(logs, "agent.listen") {
+		t.Errorf("refused reload does not name agent.listen:\n%s", logs)
+	}
+	if rc := query(dns3); rc != -1 {
+		t.Errorf("DNS address %s of a refused reload answers: rcode %d", dns3, rc)
+	}
+	if ttl := answerTTL(dns2); ttl != 5 {
+		t.Errorf("TTL %d after a refused reload, want the running 5", ttl)
+	}
+	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+		t.Errorf("agent stopped after a refused reload: %q", r)
+	}
+
+	// 4. Metrics off.
+	reloadWith(t, d, s.cfgPath, rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`), "configuration reloaded")
+	if _, err := http.Get("http://" + web2 + "/metrics"); err == nil {
+		t.Errorf("metrics still served on %s after metrics.listen = off", web2)
+	}
+	total, failed = load.stop(t, 100)
+	t.Logf("dropping a DNS address, a refused move, metrics off: %d queries, %d failed", total, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d queries failed on the kept address", failed, total)
+	}
+}
