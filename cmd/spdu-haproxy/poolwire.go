@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -24,6 +25,37 @@ import (
 type poolParts struct {
 	prober    *probe.Prober
 	publisher *pool.Publisher
+	// set holds what a reload may change; the publisher's functions load it.
+	set atomic.Pointer[poolSettings]
+}
+
+// poolSettings are the pool-mode settings that a reload changes in place:
+// the site's own addresses (from [dns.records.*]), dns.max_answers, dns.ttl
+// and dns.ttl_unstable. The peers ([[peers]]) need a restart.
+type poolSettings struct {
+	selfA, selfAAAA  []netip.Addr
+	maxAnswers       int
+	ttl, ttlUnstable time.Duration
+}
+
+func poolSettingsOf(cfg *config.Config) *poolSettings {
+	a, aaaa := ownAddrs(cfg)
+	return &poolSettings{selfA: a, selfAAAA: aaaa, maxAnswers: cfg.DNS.MaxAnswers, ttl: cfg.DNS.TTL.Duration, ttlUnstable: cfg.DNS.TTLUnstable.Duration}
+}
+
+func allDownOf(cfg *config.Config) pool.AllDown {
+	if cfg.DNS.AllDown == "all" {
+		return pool.All
+	}
+	return pool.Refuse
+}
+
+// reconfigure applies a reloaded configuration: the settings above, and
+// dns.all_down, the poll interval and the unstable window (dns.ttl) through
+// the publisher, which then publishes again at once.
+func (pp *poolParts) reconfigure(cfg *config.Config) {
+	pp.set.Store(poolSettingsOf(cfg))
+	pp.publisher.SetPolicy(allDownOf(cfg), cfg.HAProxy.PollInterval.Duration, cfg.DNS.TTL.Duration)
 }
 
 // newPool builds the pool-mode components for cfg (dns.mode = "pool"). The
@@ -56,23 +88,19 @@ func newPool(logger zerolog.Logger, cfg *config.Config, poller *site.Poller, dns
 	pp := &poolParts{}
 	pp.prober = probe.New(logger, peers, func(probe.Result) { pp.publisher.Kick() })
 
-	selfA, selfAAAA := ownAddrs(cfg)
-	allDown := pool.Refuse
-	if cfg.DNS.AllDown == "all" {
-		allDown = pool.All
-	}
-	maxAnswers, ttl, ttlUnstable := cfg.DNS.MaxAnswers, cfg.DNS.TTL.Duration, cfg.DNS.TTLUnstable.Duration
-	pp.publisher = pool.NewPublisher(pool.Pool, allDown, cfg.HAProxy.PollInterval.Duration, ttl,
+	pp.set.Store(poolSettingsOf(cfg))
+	pp.publisher = pool.NewPublisher(pool.Pool, allDownOf(cfg), cfg.HAProxy.PollInterval.Duration, cfg.DNS.TTL.Duration,
 		func() pool.Member {
+			set := pp.set.Load()
 			h := poller.Snapshot().Health
 			c := 0.0
 			if h.Total > 0 {
 				c = float64(h.Usable) / float64(h.Total)
 			}
 			if dryRun {
-				return pool.Member{Name: cfg.Site, A: selfA, AAAA: selfAAAA, Up: true, Capacity: max(c, 1e-3), Settled: true}
+				return pool.Member{Name: cfg.Site, A: set.selfA, AAAA: set.selfAAAA, Up: true, Capacity: max(c, 1e-3), Settled: true}
 			}
-			return pool.Member{Name: cfg.Site, A: selfA, AAAA: selfAAAA, Up: h.Serving, Capacity: c, Settled: h.Settled()}
+			return pool.Member{Name: cfg.Site, A: set.selfA, AAAA: set.selfAAAA, Up: h.Serving, Capacity: c, Settled: h.Settled()}
 		},
 		func() []pool.Member {
 			out := slices.Clone(members)
@@ -82,7 +110,8 @@ func newPool(logger zerolog.Logger, cfg *config.Config, poller *site.Poller, dns
 			return out
 		},
 		func(pub pool.Published) {
-			dnsSrv.SetPool(poolAnswer(pub, maxAnswers, ttl, ttlUnstable))
+			set := pp.set.Load()
+			dnsSrv.SetPool(poolAnswer(pub, set.maxAnswers, set.ttl, set.ttlUnstable))
 			logger.Info().Bool("refuse", pub.Answer.Refuse).Strs("sites", memberNames(pub.Answer)).
 				Bool("unstable", pub.Answer.Unstable).Msg("pool answer changed")
 		})

@@ -25,6 +25,7 @@ type reloader struct {
 	poller   *site.Poller
 	notifier *notify.Notifier
 	dns      *dnsserve.Server
+	pp       *poolParts // pool mode only
 	// published receives each configuration once it is in force (readers
 	// such as /status load it atomically).
 	published func(*config.Config)
@@ -83,8 +84,9 @@ func keepRunning(cur, next *config.Config) *config.Config {
 
 // apply swaps next in. First the listeners move (moveListeners: all or
 // none); then the zone's records and TTLs, the poller (backend, socket,
-// interval, health policy, agent mode), the control and agent settings and
-// notifications change at once. No query is dropped and a serving site is
+// interval, health policy, agent mode), the control and agent settings,
+// notifications and, in pool mode, the site's own addresses,
+// dns.max_answers, dns.ttl_unstable and dns.all_down change at once. No query is dropped and a serving site is
 // not withdrawn. Keys listed by restartKeys keep their running values until
 // a restart.
 func (r *reloader) apply(ctx context.Context, next *config.Config) error {
@@ -106,6 +108,9 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 	}
 	if err := r.poller.Reconfigure(ctx, sc, source); err != nil {
 		return err
+	}
+	if r.pp != nil {
+		r.pp.reconfigure(next)
 	}
 	r.agent.SetReadTimeout(next.Agent.ReadTimeout.Duration)
 	r.ctl.SetConfig(controlConfig(cs, next.Site, next.HAProxy.Socket, sc))

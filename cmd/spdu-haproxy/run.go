@@ -218,7 +218,7 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 		front.start(frontCtx, "systemd", func(ctx context.Context) error { return systemdNotify(ctx, logger, poller) })
 	}
 
-	rl := &reloader{log: logger, cur: cfg, poller: poller, notifier: notifier, dns: dnsSrv,
+	rl := &reloader{log: logger, cur: cfg, poller: poller, notifier: notifier, dns: dnsSrv, pp: pp,
 		published: func(c *config.Config) { current.Store(c) },
 		agent:     agent, agentSlot: agentSlot, newAgent: newAgent,
 		ctl: ctl, ctlSlot: ctlSlot, newControl: newControl,

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -188,5 +189,52 @@ func TestPublisher(t *testing.T) {
 	p.Evaluate()
 	if last := got[len(got)-1]; !last.Answer.Refuse || last.Orders != nil || !last.Answer.Unstable {
 		t.Fatalf("all down: %+v", last)
+	}
+}
+
+// TestPublisherSetPolicy: SetPolicy while Run runs applies the new all_down
+// at once and republishes even when the outcome is the same (a reload may
+// have changed the addresses or TTLs the publish function adds).
+func TestPublisherSetPolicy(t *testing.T) {
+	self, peer := member("alpha", false, 1), member("beta", false, 1)
+	pubs := make(chan Published, 16)
+	p := NewPublisher(Pool, Refuse, time.Hour, time.Second,
+		func() Member { return self }, func() []Member { return []Member{peer} },
+		func(pub Published) { pubs <- pub })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	next := func(what string) Published {
+		t.Helper()
+		select {
+		case pub := <-pubs:
+			return pub
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: nothing published within 5s", what)
+			return Published{}
+		}
+	}
+	if pub := next("start"); !pub.Answer.Refuse {
+		t.Fatalf("all down with Refuse: %+v", pub.Answer)
+	}
+	p.SetPolicy(All, time.Hour, time.Second)
+	if pub := next("all_down = all"); pub.Answer.Refuse || len(pub.Answer.Members) != 2 || len(pub.Orders) != OrdersPerAnswer {
+		t.Fatalf("all down with All: %+v", pub)
+	}
+	p.SetPolicy(All, time.Hour, time.Second)
+	if pub := next("same policy again"); pub.Answer.Refuse || len(pub.Answer.Members) != 2 {
+		t.Fatalf("republish: %+v", pub.Answer)
+	}
+	// With an interval of an hour, nothing else is published.
+	select {
+	case pub := <-pubs:
+		t.Fatalf("unexpected publish %+v", pub.Answer)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

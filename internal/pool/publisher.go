@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,14 @@ type Publisher struct {
 	stability Stability
 	last      *Published
 	kick      chan struct{}
+	// pending is a policy change from SetPolicy that Run has not applied.
+	pending atomic.Pointer[policy]
+}
+
+// policy is what SetPolicy changes.
+type policy struct {
+	allDown          AllDown
+	interval, window time.Duration
 }
 
 // OrdersPerAnswer is how many orderings are precomputed per answer: first
@@ -60,6 +69,17 @@ func (p *Publisher) Kick() {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// SetPolicy changes, on a configuration reload, what to hand out when every
+// site is down, the evaluation interval and the unstable window (as in
+// NewPublisher). Run applies it before its next evaluation, which it makes
+// at once, and then publishes even if the outcome is the same, so that the
+// publish function can hand out addresses and TTLs that changed with the
+// reload. The stability state carries over. It never blocks.
+func (p *Publisher) SetPolicy(allDown AllDown, interval, unstableWindow time.Duration) {
+	p.pending.Store(&policy{allDown: allDown, interval: interval, window: unstableWindow})
+	p.Kick()
 }
 
 // Evaluate decides now and publishes if the outcome changed; Run calls it on
@@ -100,11 +120,19 @@ func sameOutcome(a, b Answer) bool {
 	return true
 }
 
-// Run evaluates at once and then every interval until ctx is cancelled.
+// Run evaluates at once and then every interval, on Kick and after
+// SetPolicy, until ctx is cancelled.
 func (p *Publisher) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
+		if np := p.pending.Swap(nil); np != nil {
+			p.allDown, p.stability.Window, p.last = np.allDown, np.window, nil
+			if np.interval != p.interval {
+				p.interval = np.interval
+				tick.Reset(np.interval)
+			}
+		}
 		p.Evaluate()
 		select {
 		case <-ctx.Done():
