@@ -89,7 +89,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "spdu-haproxy: %v\n", err)
 			return errUsage
 		}
-		cfg, err := loadConfig(*cfgPath, *insecure)
+		cfg, err := loadDaemonConfig(*cfgPath, *insecure)
 		if err != nil {
 			return err
 		}
@@ -98,13 +98,13 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		return run(ctx, logger, cfg, options{dryRun: *dryRun, allowInsecure: *insecure, notifyReady: true,
-			reloads: hup, load: func() (*config.Config, error) { return loadConfig(*cfgPath, *insecure) }})
+		return run(ctx, logger, cfg, options{dryRun: *dryRun, notifyReady: true,
+			reloads: hup, load: func() (*config.Config, error) { return loadDaemonConfig(*cfgPath, *insecure) }})
 	case "check":
 		if err := fs.Parse(rest); err != nil {
 			return errUsage
 		}
-		cfg, err := loadConfig(*cfgPath, *insecure)
+		cfg, err := loadDaemonConfig(*cfgPath, *insecure)
 		if err != nil {
 			return err
 		}
@@ -142,6 +142,32 @@ func loadConfig(path string, allowInsecure bool) (*config.Config, error) {
 		}
 	}
 	return config.Load(path)
+}
+
+// loadDaemonConfig is loadConfig plus the same check of the other files
+// that decide what the world is told: the DNS cookie secret
+// (dns.cookie_secret_file, when set) and the drain state file
+// (control.state_file, when it exists; a missing one is a site never
+// drained). run, check and every reload use it; the client commands
+// (drain, resume, status) only need the socket path and use loadConfig.
+func loadDaemonConfig(path string, allowInsecure bool) (*config.Config, error) {
+	cfg, err := loadConfig(path, allowInsecure)
+	if err != nil || allowInsecure {
+		return cfg, err
+	}
+	if f := cfg.DNS.CookieSecretFile; f != "" {
+		if err := config.CheckFileSafety(f); err != nil {
+			return nil, fmt.Errorf("unsafe dns.cookie_secret_file: %w", err)
+		}
+	}
+	if f := cfg.Control.StateFile; f != "" {
+		if _, err := os.Lstat(f); err == nil {
+			if err := config.CheckFileSafety(f); err != nil {
+				return nil, fmt.Errorf("unsafe control.state_file: %w", err)
+			}
+		}
+	}
+	return cfg, nil
 }
 
 func versionString() string {

@@ -29,9 +29,6 @@ type options struct {
 	// dryRun serves the zone as healthy whatever the policy decides and
 	// never lets an agent reply change HAProxy.
 	dryRun bool
-	// allowInsecure skips the ownership and mode check of the cookie
-	// secret file (-allow-insecure-config).
-	allowInsecure bool
 	// reloads, when not nil, delivers SIGHUP: reload the configuration.
 	reloads <-chan os.Signal
 	// load reads and checks the configuration file again on a reload.
@@ -89,11 +86,6 @@ func run(ctx context.Context, logger zerolog.Logger, cfg *config.Config, opts op
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if f := cfg.DNS.CookieSecretFile; f != "" && !opts.allowInsecure {
-		if err := config.CheckFileSafety(f); err != nil {
-			return fmt.Errorf("unsafe dns.cookie_secret_file: %w", err)
-		}
-	}
 	dnsSrv, err := dnsserve.New(logger, dnsConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
