@@ -43,10 +43,10 @@ type reloader struct {
 }
 
 // restartKeys lists the parts of the configuration that a reload cannot
-// change in place: the site's identity, the zone's apex, the DNS server's
-// socket and protocol options, the pool mode and its peers, and the drain
-// state file. A reload that changes one of them keeps the running value and
-// says so. Listener addresses are not among them: a reload moves them.
+// change in place: the site's name, the zone's apex, the number of UDP
+// sockets per address, the pool mode and its peers, and the drain state
+// file. A reload that changes one of them keeps the running value and says
+// so. Listener addresses are not among them: a reload moves them.
 func restartKeys(old, next *config.Config) []string {
 	var keys []string
 	diff := func(key string, a, b any) {
@@ -56,13 +56,7 @@ func restartKeys(old, next *config.Config) []string {
 	}
 	diff("site", old.Site, next.Site)
 	diff("dns.zone", old.DNS.Zone, next.DNS.Zone)
-	diff("dns.identity", old.DNS.Identity, next.DNS.Identity)
-	diff("dns.cookie_secret_file", old.DNS.CookieSecretFile, next.DNS.CookieSecretFile)
 	diff("dns.udp_sockets", old.DNS.UDPSockets, next.DNS.UDPSockets)
-	diff("dns.udp_read_buffer", old.DNS.UDPReadBuffer, next.DNS.UDPReadBuffer)
-	diff("dns.tcp_*", []any{old.DNS.TCPMaxConnections, old.DNS.TCPIdleTimeout, old.DNS.TCPQueryTimeout},
-		[]any{next.DNS.TCPMaxConnections, next.DNS.TCPIdleTimeout, next.DNS.TCPQueryTimeout})
-	diff("dns.rrl", old.DNS.RRL, next.DNS.RRL)
 	diff("dns.mode", old.DNS.Mode, next.DNS.Mode)
 	diff("peers", old.Peers, next.Peers)
 	diff("control.state_file", old.Control.StateFile, next.Control.StateFile)
@@ -73,17 +67,16 @@ func restartKeys(old, next *config.Config) []string {
 func keepRunning(cur, next *config.Config) *config.Config {
 	n := *next
 	n.Site = cur.Site
-	n.DNS.Zone = cur.DNS.Zone
-	n.DNS.Identity, n.DNS.CookieSecretFile = cur.DNS.Identity, cur.DNS.CookieSecretFile
-	n.DNS.UDPSockets, n.DNS.UDPReadBuffer = cur.DNS.UDPSockets, cur.DNS.UDPReadBuffer
-	n.DNS.TCPMaxConnections, n.DNS.TCPIdleTimeout, n.DNS.TCPQueryTimeout = cur.DNS.TCPMaxConnections, cur.DNS.TCPIdleTimeout, cur.DNS.TCPQueryTimeout
-	n.DNS.RRL, n.DNS.Mode, n.Peers = cur.DNS.RRL, cur.DNS.Mode, cur.Peers
+	n.DNS.Zone, n.DNS.UDPSockets = cur.DNS.Zone, cur.DNS.UDPSockets
+	n.DNS.Mode, n.Peers = cur.DNS.Mode, cur.Peers
 	n.Control.StateFile = cur.Control.StateFile
 	return &n
 }
 
-// apply swaps next in. First the listeners move (moveListeners: all or
-// none); then the zone's records and TTLs, the poller (backend, socket,
+// apply swaps next in. First the DNS part is checked whole (it reads the
+// cookie secret file), then the listeners move (moveListeners: all or
+// none); then the zone's records and TTLs, the DNS server options (identity,
+// rate limiting, cookie secret, socket buffer, TCP limits), the poller (backend, socket,
 // interval, health policy, agent mode), the control and agent settings,
 // notifications and, in pool mode, the site's own addresses,
 // dns.max_answers, dns.ttl_unstable and dns.all_down change at once. No query is dropped and a serving site is
@@ -94,10 +87,17 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 		r.log.Warn().Strs("keys", keys).Msg("reload: these keys take effect at the next restart; running values kept")
 		next = keepRunning(r.cur, next)
 	}
+	dc := dnsConfig(next)
+	if err := dnsserve.CheckConfig(dc); err != nil {
+		return err
+	}
 	if err := r.moveListeners(next); err != nil {
 		return err
 	}
-	if err := r.dns.SetZone(dnsConfig(next)); err != nil {
+	if err := r.dns.SetZone(dc); err != nil {
+		return err
+	}
+	if err := r.dns.SetOptions(dc); err != nil {
 		return err
 	}
 	sc, cs := siteConfig(next), controlSettingsOf(next)

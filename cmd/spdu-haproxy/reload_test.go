@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -59,6 +60,29 @@ func (l *queryLoad) stop(t *testing.T, n int64) (total, failed int64) {
 	return l.total.Load(), l.failed.Load()
 }
 
+// nsidOf asks addr for api A with an NSID request and returns the NSID in
+// the reply, or "".
+func nsidOf(t *testing.T, addr string) string {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion("api.pool.domain.tld.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
+	r, err := dns.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("NSID query: %v", err)
+	}
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if n, ok := o.(*dns.EDNS0_NSID); ok {
+				b, _ := hex.DecodeString(n.Nsid)
+				return string(b)
+			}
+		}
+	}
+	return ""
+}
+
 // reloadWith writes text to the daemon's configuration, sends SIGHUP and
 // waits until the log says the reload was done (want "configuration
 // reloaded") or refused (want "reload failed"); it returns the log lines of
@@ -101,15 +125,19 @@ func TestReloadMovesListeners(t *testing.T) {
 	rep := func(text string, pairs ...string) string { return strings.NewReplacer(pairs...).Replace(text) }
 
 	// 1. Add a DNS address, move the agent, metrics and control socket (and
-	// change the agent mode, which status must show), while a client
-	// queries the DNS address that stays.
+	// change the agent mode, which status must show, and hide the NSID),
+	// while a client queries the DNS address that stays.
+	if got := nsidOf(t, s.dnsAddr); got != "alpha" {
+		t.Fatalf("NSID before the reload = %q, want alpha", got)
+	}
 	load := startQueryLoad(s.dnsAddr)
 	step1 := rep(orig,
 		fmt.Sprintf("listen = [%q]", s.dnsAddr), fmt.Sprintf("listen = [%q, %q]", s.dnsAddr, dns2),
 		fmt.Sprintf("listen = %q", s.agentAddr), fmt.Sprintf("listen = %q", agent2),
 		fmt.Sprintf("listen = %q", web1), fmt.Sprintf("listen = %q", web2),
 		fmt.Sprintf("socket = %q", ctl1), fmt.Sprintf("socket = %q", ctl2),
-		"[agent]\n", "[agent]\nmode = \"adaptive\"\n")
+		"[agent]\n", "[agent]\nmode = \"adaptive\"\n",
+		"[dns]\n", "[dns]\nidentity = false\n")
 	if step1 == orig || strings.Count(step1, "127.0.0.2") != 1 {
 		t.Fatalf("test bug: replacements did not apply:\n%s", step1)
 	}
@@ -119,6 +147,9 @@ func TestReloadMovesListeners(t *testing.T) {
 	}
 	if rc := query(dns2); rc != dns.RcodeSuccess {
 		t.Errorf("new DNS address %s: rcode %d, want NOERROR", dns2, rc)
+	}
+	if got := nsidOf(t, s.dnsAddr); got != "" {
+		t.Errorf("NSID %q after dns.identity = false was reloaded", got)
 	}
 	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
 		t.Errorf("agent on new address %s replied %q, want a weight", agent2, r)

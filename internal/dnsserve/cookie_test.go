@@ -165,7 +165,7 @@ func TestCookieReplies(t *testing.T) {
 				t.Errorf("rcode %s; want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tt.wantRcode])
 			}
 			c := cookieOf(reply)
-			if got := c != nil && s.cookies.valid(c, benchClient.Addr(), uint32(now.Unix())); got != tt.wantValid {
+			if got := c != nil && s.live.Load().cookies.valid(c, benchClient.Addr(), uint32(now.Unix())); got != tt.wantValid {
 				t.Errorf("reply cookie %x valid %t; want %t", c, got, tt.wantValid)
 			}
 		})

@@ -71,7 +71,7 @@ func (s *Server) respondSlow(out, msg []byte, snap *snapshot, from netip.AddrPor
 		}
 		return s.finish(out, qend, &ednsInfo{}, 0, from, tcp)
 	}
-	d := decide(snap, s.identity, req, tcp)
+	d := decide(snap, s.live.Load().opts.identity, req, tcp)
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true

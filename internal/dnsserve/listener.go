@@ -89,10 +89,11 @@ func (s *Server) bind(addr string) (*binding, error) {
 // drops under load, so it is logged, not returned.
 func (s *Server) setReadBuffer(c *net.UDPConn) {
 	raw, err := c.SyscallConn()
-	if err == nil && forceReadBuffer(raw, s.opts.udpReadBuffer) {
+	size := s.live.Load().opts.udpReadBuffer
+	if err == nil && forceReadBuffer(raw, size) {
 		return
 	}
-	if err := c.SetReadBuffer(s.opts.udpReadBuffer); err != nil {
-		s.log.Warn().Err(err).Int("bytes", s.opts.udpReadBuffer).Msg("set UDP receive buffer")
+	if err := c.SetReadBuffer(size); err != nil {
+		s.log.Warn().Err(err).Int("bytes", size).Msg("set UDP receive buffer")
 	}
 }

@@ -97,18 +97,19 @@ func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, from
 // every section but the question and OPT emptied, like Knot and NSD, so no
 // RRset is ever partial (RFC 2181 section 9). It returns nil to drop.
 func (s *Server) finish(out []byte, qend int, e *ednsInfo, extRcode uint8, from netip.AddrPort, tcp bool) []byte {
+	lv := s.live.Load()
 	ip := from.Addr().Unmap()
 	validCookie := false
 	var now uint32
 	if e.cookie != nil {
 		now = uint32(s.clock().Unix())
-		validCookie = s.cookies.valid(e.cookie, ip, now)
+		validCookie = lv.cookies.valid(e.cookie, ip, now)
 	}
-	if !tcp && s.rrl != nil {
+	if !tcp && lv.rrl != nil {
 		if validCookie {
-			s.rrl.cookieExempt.Add(1)
+			lv.rrl.cookieExempt.Add(1)
 		} else {
-			switch s.rrl.check(ip, s.clock()) {
+			switch lv.rrl.check(ip, s.clock()) {
 			case rrlDrop:
 				return nil
 			case rrlSlip:
@@ -122,9 +123,9 @@ func (s *Server) finish(out []byte, qend int, e *ednsInfo, extRcode uint8, from 
 		}
 		return out
 	}
-	out = s.appendOPT(out, e, extRcode, ip, now)
+	out = lv.appendOPT(out, e, extRcode, ip, now)
 	if !tcp && len(out) > int(min(max(e.udpSize, minUDPSize), ednsUDPSize)) {
-		out = s.appendOPT(truncate(out, qend), e, extRcode, ip, now)
+		out = lv.appendOPT(truncate(out, qend), e, extRcode, ip, now)
 	}
 	return out
 }
@@ -143,7 +144,7 @@ func truncate(out []byte, qend int) []byte {
 // if asked for and not hidden (RFC 5001 section 2.3), and a COOKIE with a
 // fresh server cookie if the request had a client cookie (RFC 7873 section
 // 5.2).
-func (s *Server) appendOPT(out []byte, e *ednsInfo, extRcode uint8, ip netip.Addr, now uint32) []byte {
+func (lv *liveOptions) appendOPT(out []byte, e *ednsInfo, extRcode uint8, ip netip.Addr, now uint32) []byte {
 	binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	var flags uint16
 	if e.do {
@@ -152,16 +153,16 @@ func (s *Server) appendOPT(out []byte, e *ednsInfo, extRcode uint8, ip netip.Add
 	out = append(out, 0, 0, typeOPT, byte(ednsUDPSize>>8), byte(ednsUDPSize&0xff), extRcode, 0, byte(flags>>8), byte(flags))
 	rdlen := len(out)
 	out = append(out, 0, 0)
-	if e.nsid && s.identity != "" {
+	if id := lv.opts.identity; e.nsid && id != "" {
 		out = binary.BigEndian.AppendUint16(out, optNSID)
-		out = binary.BigEndian.AppendUint16(out, uint16(len(s.identity)))
-		out = append(out, s.identity...)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(id)))
+		out = append(out, id...)
 	}
 	if e.cookie != nil {
 		out = binary.BigEndian.AppendUint16(out, optCookie)
 		out = binary.BigEndian.AppendUint16(out, clientCookieLen+serverCookieLen)
 		out = append(out, e.cookie[:clientCookieLen]...)
-		out = s.cookies.appendServerCookie(out, e.cookie[:clientCookieLen], ip, now)
+		out = lv.cookies.appendServerCookie(out, e.cookie[:clientCookieLen], ip, now)
 	}
 	binary.BigEndian.PutUint16(out[rdlen:], uint16(len(out)-rdlen-2))
 	return out

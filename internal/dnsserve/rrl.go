@@ -58,6 +58,12 @@ type RRLStats struct {
 	CookieExempt uint64
 }
 
+// add returns the sum of s and o, field by field.
+func (s RRLStats) add(o RRLStats) RRLStats {
+	return RRLStats{Limited: s.Limited + o.Limited, Slipped: s.Slipped + o.Slipped,
+		Dropped: s.Dropped + o.Dropped, CookieExempt: s.CookieExempt + o.CookieExempt}
+}
+
 // rrlVerdict is what the limiter decides about one response.
 type rrlVerdict uint8
 

@@ -17,16 +17,21 @@ import (
 // with Listen, serve with Run, and flip its state with SetServing from any
 // goroutine. Queries read an immutable snapshot and never wait for a lock.
 type Server struct {
-	log      zerolog.Logger
-	zone     *zone
-	cfg      Config      // as given to New or SetZone; guarded by setMu
-	pool     *PoolAnswer // the last SetPool, nil before one; guarded by setMu
-	poolKey  string      // the address set of pool, for serial changes
-	opts     options
-	identity string           // NSID and CHAOS TXT; "" when hidden
-	cookies  *cookieSigner    // RFC 9018 server cookies
-	rrl      *limiter         // nil when rate limiting is off
-	now      func() time.Time // the clock for SOA serials; replaced in tests
+	log     zerolog.Logger
+	zone    *zone
+	cfg     Config      // as given to New or SetZone; guarded by setMu
+	pool    *PoolAnswer // the last SetPool, nil before one; guarded by setMu
+	poolKey string      // the address set of pool, for serial changes
+	// opts are the options as resolved by New; the socket options among
+	// them (udpSockets) stay, the others are in live.
+	opts options
+	// live are the options SetOptions may replace; the query path loads
+	// them once per query.
+	live atomic.Pointer[liveOptions]
+	// rrlBase adds up the counters of limiters replaced by SetOptions, so
+	// that RRLStats only grows; guarded by setMu.
+	rrlBase RRLStats
+	now     func() time.Time // the clock for SOA serials; replaced in tests
 	// clock is the query path's clock (cookie timestamps, rate limiting);
 	// tests replace it before Run.
 	clock func() time.Time
@@ -74,14 +79,12 @@ func New(logger zerolog.Logger, cfg Config) (*Server, error) {
 		zone:     z,
 		cfg:      cfg,
 		opts:     opts,
-		identity: opts.identity,
-		cookies:  newCookieSigner(opts.cookieSecret),
 		now:      time.Now,
 		clock:    time.Now,
 		batchUDP: udpBatchSupported,
 		stopping: make(chan struct{}),
 	}
-	s.rrl = newLimiter(opts.rrl, time.Now())
+	s.live.Store(&liveOptions{opts: opts, cookieFile: cfg.CookieSecretFile, cookies: newCookieSigner(opts.cookieSecret), rrl: newLimiter(opts.rrl, time.Now())})
 	s.conns = connSet{max: opts.tcpMaxConns, conns: make(map[*tcpConn]struct{})}
 	s.tcpBufs.New = func() any { return new(tcpBuffers) }
 	s.snap.Store(newSnapshot(z, false, uint32(s.now().Unix())))
@@ -112,13 +115,16 @@ func (s *Server) Serving() bool { return s.snap.Load().serving }
 // snapshot.
 func (s *Server) Serial() uint32 { return s.snap.Load().serial }
 
-// RRLStats returns the response rate limiting counters since New; all zero
-// when rate limiting is off.
+// RRLStats returns the response rate limiting counters since New, across
+// SetOptions; all zero while rate limiting has been off.
 func (s *Server) RRLStats() RRLStats {
-	if s.rrl == nil {
-		return RRLStats{}
+	s.setMu.Lock()
+	st := s.rrlBase
+	s.setMu.Unlock()
+	if l := s.live.Load().rrl; l != nil {
+		st = st.add(l.stats())
 	}
-	return s.rrl.stats()
+	return st
 }
 
 // Listen binds every "host:port" in addrs on UDP (Config.UDPSockets sockets

@@ -5,9 +5,8 @@ import "fmt"
 // SetZone replaces the zone's data on a configuration reload: the records,
 // TTL, nameservers, hostmaster and withdraw rcode of cfg. The serving state
 // is kept; the SOA serial moves on (RFC 1982) so secondaries and monitors
-// see the change. Listeners and server options (identity, rate limiting,
-// cookies, socket counts, TCP limits) are bound at New and not changed; the
-// zone's apex must stay the same. Queries in flight finish on the snapshot
+// see the change. Server options are SetOptions' and listeners SetListen's;
+// the zone's apex must stay the same. Queries in flight finish on the snapshot
 // they loaded; new ones see the new zone. Errors name the Config field and
 // leave the running zone in place.
 func (s *Server) SetZone(cfg Config) error {

@@ -27,11 +27,19 @@ type tcpConn struct {
 // connSet tracks the TCP connections of a Server to cap their number and to
 // close them at shutdown.
 type connSet struct {
-	max int
-
 	mu     sync.Mutex
+	max    int // guarded by mu: SetOptions changes it
 	conns  map[*tcpConn]struct{}
 	closed bool
+}
+
+// setMax changes the connection cap. Above a lowered cap no connection is
+// cut at once: each new one still replaces the one idle the longest, and
+// the count falls as connections end.
+func (cs *connSet) setMax(n int) {
+	cs.mu.Lock()
+	cs.max = n
+	cs.mu.Unlock()
 }
 
 // add registers c and reports whether it may be served. At the cap it
@@ -140,14 +148,14 @@ func (s *Server) serveConn(c *tcpConn) {
 	for {
 		now := time.Now()
 		c.idleSince.Store(now.UnixNano())
-		if c.SetReadDeadline(now.Add(s.opts.tcpIdleTimeout)) != nil {
+		if c.SetReadDeadline(now.Add(s.live.Load().opts.tcpIdleTimeout)) != nil {
 			return
 		}
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
 		c.idleSince.Store(0)
-		if c.SetReadDeadline(time.Now().Add(s.opts.tcpQueryTimeout)) != nil {
+		if c.SetReadDeadline(time.Now().Add(s.live.Load().opts.tcpQueryTimeout)) != nil {
 			return
 		}
 		if _, err := io.ReadFull(br, prefix[:]); err != nil {
