@@ -30,17 +30,46 @@ type poolParts struct {
 }
 
 // poolSettings are the pool-mode settings that a reload changes in place:
-// the site's own addresses (from [dns.records.*]), dns.max_answers, dns.ttl
-// and dns.ttl_unstable. The peers ([[peers]]) need a restart.
+// the site's own addresses (from [dns.records.*]), the peers' addresses by
+// name, dns.max_answers, dns.ttl and dns.ttl_unstable.
 type poolSettings struct {
 	selfA, selfAAAA  []netip.Addr
+	members          map[string]pool.Member // the peers, by name
 	maxAnswers       int
 	ttl, ttlUnstable time.Duration
 }
 
-func poolSettingsOf(cfg *config.Config) *poolSettings {
+func poolSettingsOf(cfg *config.Config, members map[string]pool.Member) *poolSettings {
 	a, aaaa := ownAddrs(cfg)
-	return &poolSettings{selfA: a, selfAAAA: aaaa, maxAnswers: cfg.DNS.MaxAnswers, ttl: cfg.DNS.TTL.Duration, ttlUnstable: cfg.DNS.TTLUnstable.Duration}
+	return &poolSettings{selfA: a, selfAAAA: aaaa, members: members, maxAnswers: cfg.DNS.MaxAnswers,
+		ttl: cfg.DNS.TTL.Duration, ttlUnstable: cfg.DNS.TTLUnstable.Duration}
+}
+
+// buildPeers returns the probe targets and pool members of cfg's
+// [[peers]]. Errors name the peer and key (an unreadable ca_file).
+func buildPeers(cfg *config.Config) ([]probe.Peer, map[string]pool.Member, error) {
+	peers := make([]probe.Peer, len(cfg.Peers))
+	members := make(map[string]pool.Member, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		var roots *x509.CertPool
+		if p.CAFile != "" {
+			pem, err := os.ReadFile(p.CAFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("peers.%s.ca_file: %w", p.Name, err)
+			}
+			roots = x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("peers.%s.ca_file: %s holds no PEM certificate", p.Name, p.CAFile)
+			}
+		}
+		peers[i] = probe.Peer{
+			Name: p.Name, URL: p.Probe, Host: p.Host, Expect: p.Expect, StatusURL: p.StatusURL,
+			Interval: p.Interval.Duration, Timeout: p.Timeout.Duration, Rise: p.Rise, Fall: p.Fall,
+			RootCAs: roots, InsecureSkipVerify: p.InsecureSkipVerify,
+		}
+		members[p.Name] = pool.Member{Name: p.Name, A: parseAddrs(p.A), AAAA: parseAddrs(p.AAAA)}
+	}
+	return peers, members, nil
 }
 
 func allDownOf(cfg *config.Config) pool.AllDown {
@@ -50,11 +79,14 @@ func allDownOf(cfg *config.Config) pool.AllDown {
 	return pool.Refuse
 }
 
-// reconfigure applies a reloaded configuration: the settings above, and
+// reconfigure applies a reloaded configuration whose peers buildPeers
+// returned: the settings above, the peer list through the prober (see
+// probe.Prober.SetPeers: a peer that stays keeps its state), and
 // dns.all_down, the poll interval and the unstable window (dns.ttl) through
 // the publisher, which then publishes again at once.
-func (pp *poolParts) reconfigure(cfg *config.Config) {
-	pp.set.Store(poolSettingsOf(cfg))
+func (pp *poolParts) reconfigure(cfg *config.Config, peers []probe.Peer, members map[string]pool.Member) {
+	pp.set.Store(poolSettingsOf(cfg, members))
+	pp.prober.SetPeers(peers)
 	pp.publisher.SetPolicy(allDownOf(cfg), cfg.HAProxy.PollInterval.Duration, cfg.DNS.TTL.Duration)
 }
 
@@ -64,31 +96,14 @@ func (pp *poolParts) reconfigure(cfg *config.Config) {
 //
 // With dryRun the site itself always counts as up.
 func newPool(logger zerolog.Logger, cfg *config.Config, poller *site.Poller, dnsSrv *dnsserve.Server, dryRun bool) (*poolParts, error) {
-	peers := make([]probe.Peer, len(cfg.Peers))
-	members := make([]pool.Member, len(cfg.Peers))
-	for i, p := range cfg.Peers {
-		var roots *x509.CertPool
-		if p.CAFile != "" {
-			pem, err := os.ReadFile(p.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("peers.%s.ca_file: %w", p.Name, err)
-			}
-			roots = x509.NewCertPool()
-			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("peers.%s.ca_file: %s holds no PEM certificate", p.Name, p.CAFile)
-			}
-		}
-		peers[i] = probe.Peer{
-			Name: p.Name, URL: p.Probe, Host: p.Host, Expect: p.Expect, StatusURL: p.StatusURL,
-			Interval: p.Interval.Duration, Timeout: p.Timeout.Duration, Rise: p.Rise, Fall: p.Fall,
-			RootCAs: roots, InsecureSkipVerify: p.InsecureSkipVerify,
-		}
-		members[i] = pool.Member{Name: p.Name, A: parseAddrs(p.A), AAAA: parseAddrs(p.AAAA)}
+	peers, members, err := buildPeers(cfg)
+	if err != nil {
+		return nil, err
 	}
 	pp := &poolParts{}
 	pp.prober = probe.New(logger, peers, func(probe.Result) { pp.publisher.Kick() })
 
-	pp.set.Store(poolSettingsOf(cfg))
+	pp.set.Store(poolSettingsOf(cfg, members))
 	pp.publisher = pool.NewPublisher(pool.Pool, allDownOf(cfg), cfg.HAProxy.PollInterval.Duration, cfg.DNS.TTL.Duration,
 		func() pool.Member {
 			set := pp.set.Load()
@@ -103,9 +118,16 @@ func newPool(logger zerolog.Logger, cfg *config.Config, poller *site.Poller, dns
 			return pool.Member{Name: cfg.Site, A: set.selfA, AAAA: set.selfAAAA, Up: h.Serving, Capacity: c, Settled: h.Settled()}
 		},
 		func() []pool.Member {
-			out := slices.Clone(members)
-			for i, r := range pp.prober.Snapshot() {
-				out[i].Up, out[i].Capacity, out[i].Settled = r.Up, r.Capacity, r.Settled
+			// Joined by name: right after a reload the prober may still
+			// list the peers of the previous configuration.
+			members := pp.set.Load().members
+			rs := pp.prober.Snapshot()
+			out := make([]pool.Member, 0, len(rs))
+			for _, r := range rs {
+				if m, ok := members[r.Name]; ok {
+					m.Up, m.Capacity, m.Settled = r.Up, r.Capacity, r.Settled
+					out = append(out, m)
+				}
 			}
 			return out
 		},

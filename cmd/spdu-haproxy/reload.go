@@ -14,6 +14,8 @@ import (
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/metrics"
 	"github.com/spdu/spdu-haproxy/internal/notify"
+	"github.com/spdu/spdu-haproxy/internal/pool"
+	"github.com/spdu/spdu-haproxy/internal/probe"
 	"github.com/spdu/spdu-haproxy/internal/site"
 )
 
@@ -44,8 +46,7 @@ type reloader struct {
 
 // restartKeys lists the parts of the configuration that a reload cannot
 // change in place: the site's name, the zone's apex, the number of UDP
-// sockets per address, the pool mode and its peers, and the drain state
-// file. A reload that changes one of them keeps the running value and says
+// sockets per address, the pool mode, and the drain state file. A reload that changes one of them keeps the running value and says
 // so. Listener addresses are not among them: a reload moves them.
 func restartKeys(old, next *config.Config) []string {
 	var keys []string
@@ -58,7 +59,6 @@ func restartKeys(old, next *config.Config) []string {
 	diff("dns.zone", old.DNS.Zone, next.DNS.Zone)
 	diff("dns.udp_sockets", old.DNS.UDPSockets, next.DNS.UDPSockets)
 	diff("dns.mode", old.DNS.Mode, next.DNS.Mode)
-	diff("peers", old.Peers, next.Peers)
 	diff("control.state_file", old.Control.StateFile, next.Control.StateFile)
 	return keys
 }
@@ -68,7 +68,7 @@ func keepRunning(cur, next *config.Config) *config.Config {
 	n := *next
 	n.Site = cur.Site
 	n.DNS.Zone, n.DNS.UDPSockets = cur.DNS.Zone, cur.DNS.UDPSockets
-	n.DNS.Mode, n.Peers = cur.DNS.Mode, cur.Peers
+	n.DNS.Mode = cur.DNS.Mode
 	n.Control.StateFile = cur.Control.StateFile
 	return &n
 }
@@ -78,7 +78,7 @@ func keepRunning(cur, next *config.Config) *config.Config {
 // none); then the zone's records and TTLs, the DNS server options (identity,
 // rate limiting, cookie secret, socket buffer, TCP limits), the poller (backend, socket,
 // interval, health policy, agent mode), the control and agent settings,
-// notifications and, in pool mode, the site's own addresses,
+// notifications and, in pool mode, the site's own addresses, the peers,
 // dns.max_answers, dns.ttl_unstable and dns.all_down change at once. No query is dropped and a serving site is
 // not withdrawn. Keys listed by restartKeys keep their running values until
 // a restart.
@@ -90,6 +90,14 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 	dc := dnsConfig(next)
 	if err := dnsserve.CheckConfig(dc); err != nil {
 		return err
+	}
+	var peers []probe.Peer
+	var members map[string]pool.Member
+	if r.pp != nil {
+		var err error
+		if peers, members, err = buildPeers(next); err != nil {
+			return err
+		}
 	}
 	if err := r.moveListeners(next); err != nil {
 		return err
@@ -110,7 +118,7 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 		return err
 	}
 	if r.pp != nil {
-		r.pp.reconfigure(next)
+		r.pp.reconfigure(next, peers, members)
 	}
 	r.agent.SetReadTimeout(next.Agent.ReadTimeout.Duration)
 	r.ctl.SetConfig(controlConfig(cs, next.Site, next.HAProxy.Socket, sc))

@@ -80,49 +80,158 @@ type Result struct {
 // Prober probes every peer on its own goroutine.
 type Prober struct {
 	log      zerolog.Logger
-	peers    []Peer
 	onChange func(Result)
 	snap     atomic.Pointer[[]Result]
 	mu       sync.Mutex // guards writes of snap
+	// peers is the list Run starts with; SetPeers hands Run a new one
+	// through pending and wakes it.
+	peers   []Peer
+	pending atomic.Pointer[[]Peer]
+	wake    chan struct{}
 }
 
 // New returns a Prober for peers. onChange, if not nil, is called from a
 // probe goroutine when a peer goes up or down; it must not block.
 func New(logger zerolog.Logger, peers []Peer, onChange func(Result)) *Prober {
-	p := &Prober{log: logger.With().Str("component", "probe").Logger(), peers: peers, onChange: onChange}
+	p := &Prober{log: logger.With().Str("component", "probe").Logger(), peers: peers, onChange: onChange, wake: make(chan struct{}, 1)}
 	now := time.Now()
 	rs := make([]Result, len(peers))
 	for i, peer := range peers {
-		rs[i] = Result{Name: peer.Name, Capacity: 1, Settled: true, Since: now, Error: "not probed yet"}
+		rs[i] = notProbed(peer.Name, now)
 	}
 	p.snap.Store(&rs)
 	return p
 }
 
-// Snapshot returns the latest results, one per peer in configuration order.
-// The slice must not be modified.
+func notProbed(name string, now time.Time) Result {
+	return Result{Name: name, Capacity: 1, Settled: true, Since: now, Error: "not probed yet"}
+}
+
+// Snapshot returns the latest results, one per peer in configuration order
+// (the order of the latest SetPeers once Run has applied it). The slice
+// must not be modified.
 func (p *Prober) Snapshot() []Result { return *p.snap.Load() }
+
+// SetPeers replaces the peer list on a configuration reload; Run applies it
+// at once. A peer whose name stays keeps its result and its rise and fall
+// counts: if its settings are the same its probes go on undisturbed,
+// otherwise they restart with the new settings (rise and fall judged by the
+// new counts from the next probe), so an up peer stays up across the
+// reload. A new peer starts down, not probed yet; a removed one stops
+// being probed and leaves the snapshot. It never blocks.
+func (p *Prober) SetPeers(peers []Peer) {
+	p.pending.Store(&peers)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// peerRun is one peer's probe goroutine as Run tracks it.
+type peerRun struct {
+	peer    Peer
+	tracker *health.Tracker
+	stop    context.CancelFunc
+	done    chan struct{}
+}
 
 // Run probes until ctx is cancelled and returns after every probe goroutine
 // has exited.
 func (p *Prober) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for i := range p.peers {
-		wg.Add(1)
+	runs := map[string]*peerRun{}
+	start := func(peer Peer, tr *health.Tracker) {
+		pctx, stop := context.WithCancel(ctx)
+		r := &peerRun{peer: peer, tracker: tr, stop: stop, done: make(chan struct{})}
+		runs[peer.Name] = r
 		go func() {
-			defer wg.Done()
-			p.loop(ctx, i)
+			defer close(r.done)
+			p.loop(pctx, peer, tr)
 		}()
 	}
-	wg.Wait()
-	return nil
+	halt := func(r *peerRun) {
+		r.stop()
+		<-r.done
+		delete(runs, r.peer.Name)
+	}
+	now := time.Now()
+	for _, peer := range p.peers {
+		start(peer, newTracker(peer, now))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, r := range runs {
+				halt(r)
+			}
+			return nil
+		case <-p.wake:
+		}
+		next := p.pending.Swap(nil)
+		if next == nil {
+			continue
+		}
+		keep := make(map[string]bool, len(*next))
+		for _, peer := range *next {
+			keep[peer.Name] = true
+		}
+		for name, r := range runs {
+			if !keep[name] {
+				halt(r)
+				p.log.Info().Str("peer", name).Msg("peer removed")
+			}
+		}
+		now := time.Now()
+		for _, peer := range *next {
+			r, ok := runs[peer.Name]
+			switch {
+			case !ok:
+				start(peer, newTracker(peer, now))
+				p.log.Info().Str("peer", peer.Name).Msg("peer added")
+			case !samePeer(r.peer, peer):
+				halt(r) // the tracker is free once its goroutine is done
+				r.tracker.SetPolicy(trackerPolicy(peer))
+				start(peer, r.tracker)
+				p.log.Info().Str("peer", peer.Name).Msg("peer probe settings changed")
+			}
+		}
+		p.mu.Lock()
+		old := map[string]Result{}
+		for _, r := range *p.snap.Load() {
+			old[r.Name] = r
+		}
+		rs := make([]Result, len(*next))
+		for i, peer := range *next {
+			if r, ok := old[peer.Name]; ok {
+				rs[i] = r
+			} else {
+				rs[i] = notProbed(peer.Name, now)
+			}
+		}
+		p.snap.Store(&rs)
+		p.mu.Unlock()
+	}
 }
 
-func (p *Prober) loop(ctx context.Context, i int) {
-	peer := p.peers[i]
+// samePeer reports whether a and b probe alike.
+func samePeer(a, b Peer) bool {
+	ra, rb := a.RootCAs, b.RootCAs
+	a.RootCAs, b.RootCAs = nil, nil
+	return a == b && (ra == rb || (ra != nil && rb != nil && ra.Equal(rb)))
+}
+
+func trackerPolicy(peer Peer) health.Policy {
+	return health.Policy{MinUp: health.Quorum{Count: 1}, Rise: peer.Rise, Fall: peer.Fall, StaleAfter: time.Duration(1<<62 - 1)}
+}
+
+func newTracker(peer Peer, now time.Time) *health.Tracker {
+	return health.NewTracker(trackerPolicy(peer), now)
+}
+
+// loop probes peer every interval until ctx is done, feeding tr, which it
+// owns until it returns.
+func (p *Prober) loop(ctx context.Context, peer Peer, tr *health.Tracker) {
 	client := newClient(peer)
 	defer client.CloseIdleConnections()
-	tr := health.NewTracker(health.Policy{MinUp: health.Quorum{Count: 1}, Rise: peer.Rise, Fall: peer.Fall, StaleAfter: time.Duration(1<<62 - 1)}, time.Now())
 	tick := time.NewTicker(peer.Interval)
 	defer tick.Stop()
 	for {
@@ -143,7 +252,7 @@ func (p *Prober) loop(ctx context.Context, i int) {
 		if err != nil {
 			r.Error = err.Error()
 		}
-		p.publish(i, r)
+		p.publish(r)
 		p.log.Debug().Str("peer", peer.Name).Bool("ok", err == nil).Dur("latency", r.Latency).Float64("capacity", capacity).Err(err).Msg("probe")
 		if changed {
 			p.log.Info().Str("peer", peer.Name).Bool("up", r.Up).Dur("latency", r.Latency).Float64("capacity", capacity).
@@ -160,11 +269,16 @@ func (p *Prober) loop(ctx context.Context, i int) {
 	}
 }
 
-func (p *Prober) publish(i int, r Result) {
+// publish stores r in the snapshot entry of its peer.
+func (p *Prober) publish(r Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	next := append([]Result(nil), *p.snap.Load()...)
-	next[i] = r
+	for i := range next {
+		if next[i].Name == r.Name {
+			next[i] = r
+		}
+	}
 	p.snap.Store(&next)
 }
 

@@ -154,3 +154,48 @@ func TestCapacity(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeSetPeers: a reload that changes one peer's settings, removes one
+// and adds one keeps the changed peer up throughout, drops the removed one
+// and brings the new one up after its rise.
+func TestProbeSetPeers(t *testing.T) {
+	ca := testenv.NewTestCA(t, []string{"api.domain.tld"})
+	beta, gamma, delta := startPeer(t, ca), startPeer(t, ca), startPeer(t, ca)
+	peer := func(name string, site *peerSite, rise int) Peer {
+		return Peer{Name: name, URL: site.url + "/status", Host: "api.domain.tld", Interval: 20 * time.Millisecond,
+			Timeout: 500 * time.Millisecond, Rise: rise, Fall: 2, RootCAs: ca.Pool}
+	}
+	pr, _, _ := run(t, []Peer{peer("beta", beta, 2), peer("gamma", gamma, 2)})
+	testenv.Eventually(t, 5*time.Second, "beta and gamma up", func() bool {
+		s := pr.Snapshot()
+		return s[0].Up && s[1].Up
+	})
+
+	// beta gets a new rise count (and a fresh CA pool, equal in content);
+	// gamma goes; delta comes, with a rise of 3 probes.
+	changed := peer("beta", beta, 5)
+	changed.RootCAs = ca.Pool.Clone()
+	pr.SetPeers([]Peer{peer("delta", delta, 3), changed})
+	testenv.Eventually(t, 5*time.Second, "snapshot in the new order", func() bool {
+		s := pr.Snapshot()
+		return len(s) == 2 && s[0].Name == "delta" && s[1].Name == "beta"
+	})
+	betaDown := false
+	testenv.Eventually(t, 5*time.Second, "delta up, beta up all along", func() bool {
+		s := pr.Snapshot()
+		betaDown = betaDown || !s[1].Up
+		return s[0].Up
+	})
+	if betaDown {
+		t.Fatal("beta went down across the reload")
+	}
+	// gamma is no longer probed: its hosts channel stays quiet.
+	for len(gamma.hosts) > 0 {
+		<-gamma.hosts
+	}
+	beta.healthy.Store(false)
+	testenv.Eventually(t, 5*time.Second, "beta down after its new fall count", func() bool { return !pr.Snapshot()[1].Up })
+	if n := len(gamma.hosts); n != 0 {
+		t.Errorf("gamma probed %d times after it was removed", n)
+	}
+}
