@@ -73,15 +73,16 @@ func keepRunning(cur, next *config.Config) *config.Config {
 	return &n
 }
 
-// apply swaps next in. First the DNS part is checked whole (it reads the
-// cookie secret file), then the listeners move (moveListeners: all or
-// none); then the zone's records and TTLs, the DNS server options (identity,
-// rate limiting, cookie secret, socket buffer, TCP limits), the poller (backend, socket,
-// interval, health policy, agent mode), the control and agent settings,
-// notifications and, in pool mode, the site's own addresses, the peers,
-// dns.max_answers, dns.ttl_unstable and dns.all_down change at once. No query is dropped and a serving site is
-// not withdrawn. Keys listed by restartKeys keep their running values until
-// a restart.
+// apply swaps next in. First the DNS part and the peers are checked whole
+// (they read the cookie secret and CA files), then the listeners move
+// (moveListeners: all or none); then the zone's records and TTLs, the DNS
+// server options (identity, rate limiting, cookie secret, socket buffer,
+// TCP limits), the poller (backend, socket, interval, health policy, agent
+// mode), the control and agent settings, notifications and, in pool mode,
+// the site's own addresses, the peers, dns.max_answers, dns.ttl_unstable
+// and dns.all_down change at once. No query is dropped and a serving site
+// is not withdrawn. Keys listed by restartKeys keep their running values
+// until a restart.
 func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 	if keys := restartKeys(r.cur, next); len(keys) > 0 {
 		r.log.Warn().Strs("keys", keys).Msg("reload: these keys take effect at the next restart; running values kept")
