@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,23 +152,49 @@ func TestAgentPortAbused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good := 0
-	var last map[string]map[string]string
-	testenv.Eventually(t, 10*time.Second, "agent checks answered under abuse", func() bool {
-		last = s.HAProxy.ShowStat(t, "api")
+	testenv.Eventually(t, 10*time.Second, "agent restores weight 100 on every server under abuse", func() bool {
+		st := s.HAProxy.ShowStat(t, "api")
 		for _, be := range s.Backends {
-			r := last[be.Name]
-			d, _ := strconv.Atoi(r["agent_duration"])
-			if r["weight"] != "100" || r["agent_status"] != "CHECKED" || d > 10 {
-				good = 0
+			if r := st[be.Name]; r["weight"] != "100" || r["agent_status"] != "CHECKED" {
 				return false
 			}
 		}
-		good++
-		return good >= 20 // stable over many samples (200 ms of polling)
+		return true
 	})
+	// Then watch six agent intervals: every check answered and the weight
+	// kept; the typical answer within 10 ms, nine in ten within 50 ms and
+	// none slower than half the agent interval (a loaded test machine is
+	// allowed a slow moment, a starved agent is not).
+	var durations []int
+	window := time.NewTimer(3 * time.Second)
+	defer window.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+sampling:
+	for {
+		select {
+		case <-window.C:
+			break sampling
+		case <-tick.C:
+		}
+		st := s.HAProxy.ShowStat(t, "api")
+		for _, be := range s.Backends {
+			r := st[be.Name]
+			if r["weight"] != "100" || r["agent_status"] != "CHECKED" {
+				t.Errorf("%s under abuse: weight %s, agent_status %s (%s)", be.Name, r["weight"], r["agent_status"], r["agent_desc"])
+			}
+			d, _ := strconv.Atoi(r["agent_duration"])
+			durations = append(durations, d)
+		}
+	}
+	slices.Sort(durations)
+	median, p90, worst := durations[len(durations)/2], durations[len(durations)*9/10], durations[len(durations)-1]
+	t.Logf("agent_duration under abuse over %d samples: median %d ms, p90 %d ms, max %d ms", len(durations), median, p90, worst)
+	if median > 10 || p90 > 50 || worst > 250 {
+		t.Errorf("agent answers too slow under abuse: median %d ms (want <= 10), p90 %d ms (want <= 50), max %d ms (want <= 250)", median, p90, worst)
+	}
 	after := rssKB(t, s.Daemon.Pid())
-	t.Logf("agent under abuse: RSS %d KiB before, %d KiB during; agent_duration of s1 %s ms", before, after, last["s1"]["agent_duration"])
+	t.Logf("agent under abuse: RSS %d KiB before, %d KiB during", before, after)
 	if after > before+64*1024 {
 		t.Errorf("RSS grew from %d to %d KiB under agent abuse", before, after)
 	}

@@ -193,11 +193,12 @@ func (h *HAProxy) Signal(sig syscall.Signal) error { return h.cmd.Process.Signal
 // Output returns what haproxy printed so far (for failure messages).
 func (h *HAProxy) Output() string { return h.out.String() }
 
-// Command runs one runtime API command on a fresh connection with a 2 s
-// deadline and returns the reply. It is a test-side client, independent of
-// the code under test.
+// Command runs one runtime API command on a fresh connection with a 5 s
+// deadline (generous: tests that load the machine on purpose still get
+// their reading) and returns the reply. It is a test-side client,
+// independent of the code under test.
 func (h *HAProxy) Command(cmd string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", h.Socket)
