@@ -19,6 +19,17 @@ import (
 // would do the same but allocates a net.UDPAddr per datagram, so this file
 // drives the system calls itself over the socket's RawConn, which keeps Go's
 // poller: a reader with nothing to read parks like any other.
+//
+// Both calls go through RawSyscall6, which skips the runtime's
+// entersyscall/exitsyscall. They never block (MSG_DONTWAIT), but a
+// sendmmsg of a full batch runs the loopback delivery of every reply inline
+// and takes tens of microseconds; with Syscall6 the runtime's monitor
+// (sysmon) then hands the P to another thread, at the cost of futex
+// wake-ups and context switches. Measured under dnsperf at 80k queries/s
+// on one core: 0.20 context switches per query with Syscall6, 0.07 with
+// RawSyscall6, and 10-20% fewer CPU-seconds per query. The price is that
+// other goroutines on this P wait for one batch (at most a few hundred
+// microseconds).
 
 const (
 	udpBatch   = 32   // datagrams per system call
@@ -68,7 +79,7 @@ func newBatch() *batch {
 			b.rhdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 			b.rhdrs[i].hdr.Flags = 0
 		}
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdrs[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdrs[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false // wait for the poller
 		}
@@ -76,7 +87,7 @@ func newBatch() *batch {
 		return true
 	}
 	b.send = func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.whdrs[b.sent])), uintptr(b.pending-b.sent), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.whdrs[b.sent])), uintptr(b.pending-b.sent), unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case e == unix.EAGAIN || e == unix.EINTR:
 			return false
