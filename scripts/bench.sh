@@ -178,6 +178,16 @@ one_run() {
   pid=$(server_pid "$server") port=$(server_port "$server")
   file=$work/q.${mix%+edns}
   [ "$mix" != "${mix%+edns}" ] && edns=1
+  if [ "$PIN" = 1 ]; then
+    # Every thread of the server on core 1, whatever it did to itself.
+    local cpus
+    cpus=$(tree_cpus "$pid")
+    if [ "$cpus" != 1 ]; then
+      echo "bench: $server had threads on CPUs '$cpus'; moving them all to core 1" >&2
+      grep -qx "$server $cpus" "$work/repinned" 2>/dev/null || echo "$server $cpus" >>"$work/repinned"
+      pin_tree "$pid" 1
+    fi
+  fi
   c0=$(cpu_ticks "$pid") b0=$(busy_ticks)
   TIMEFORMAT='%U %S'
   t=$( { time run_dnsperf "$port" "$file" "$edns" "$work/dnsperf.out"; } 2>&1 ) || {
@@ -201,6 +211,7 @@ part_dns() {
   machine=$(machine_line)
   write_queries
   check_answers
+  : >"$work/repinned"
   # Warm-up, not recorded: one short run per server.
   for server in $SERVERS; do
     "${CORE0[@]}" dnsperf -s 127.0.0.1 -p "$(server_port "$server")" -d "$work/q.a" -l 1 $DNSPERF_OPTS >/dev/null 2>&1 || true
@@ -223,8 +234,13 @@ part_dns() {
     echo
     printf 'Each run: `dnsperf -s 127.0.0.1 -p PORT -d FILE -l %s %s` (plus `-e` for +EDNS0), ' "$SECONDS_PER_RUN" "$DNSPERF_OPTS"
     printf 'dnsperf %s; %s rounds; ' "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$ROUNDS"
-    if [ "$PIN" = 1 ]; then echo 'servers pinned to core 1 (`taskset -c 1`), dnsperf to core 0.'; else echo 'no pinning.'; fi
+    if [ "$PIN" = 1 ]; then echo 'servers pinned to core 1 (`taskset -c 1`, every thread checked before each run), dnsperf to core 0.'; else echo 'no pinning.'; fi
     echo
+    if [ -s "$work/repinned" ]; then
+      echo "Servers that had moved threads off core 1 by themselves and were put back (server, CPU lists found):"
+      sed 's/^/`/; s/$/`/' "$work/repinned" | paste -sd';' - | sed 's/;/; /g'
+      echo
+    fi
     echo "spdu-haproxy: response rate limiting $SPDU_RRL.${BENCH_SPDU_BIN:+ Binary: \`$BENCH_SPDU_BIN\` (BENCH_SPDU_BIN), not built by the script.}"
     echo
     dns_table "$work/results"

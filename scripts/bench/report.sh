@@ -135,6 +135,11 @@ under 1% of one core when idle.
   each server's default (so NSD, for one, adds the NS RRset to every answer).
 - **Pinning.** With two cores or more, every server runs on core 1 and
   dnsperf (and HAProxy and the demo backends) on core 0 (`taskset`).
+  Before each run every thread of the server is checked and, if needed,
+  moved back to core 1: Knot 3 pins its UDP worker itself, to core 0 on a
+  two-core machine, which put it on dnsperf's core in earlier tables (its
+  replies were then delivered without a cross-core wake-up, and its CPU
+  figures were not comparable).
 - **Load.** One dnsperf per run, `dnsperf -s 127.0.0.1 -p PORT -d FILE -l
   SECONDS` plus the settings shown with the table, the same for every server.
   Mixes: `A` is `api A` only; `mixed` is 90% `api A`, 5% `www AAAA`
