@@ -132,9 +132,9 @@ below; the tables further down are the measurements of the last run.
   peak RSS under load about 19 MiB (target 25); idle CPU about 0.4% of one
   core (target 1%); peak QPS level with Knot's (every run is bound by
   dnsperf, at 99% of its core).
-- **Queries per server CPU-second: close, not met in every mix.** In the
-  2026-12-01 runs spdu-haproxy was at 0.97-1.08 of Knot and 0.82-0.97 of
-  the best peer (gdnsd in three mixes of four). About 90% of the server's
+- **Queries per server CPU-second: level with Knot, behind gdnsd.** In
+  the 2026-12-01 runs (5 rounds) spdu-haproxy was at 1.00-1.04 of Knot,
+  1.2-1.4 of NSD and 0.86-0.90 of gdnsd, the best peer in every mix. About 90% of the server's
   CPU is in the kernel (perf, cpu-clock): sendmmsg 62% (it delivers each
   loopback reply into dnsperf's socket inline), recvmmsg 10%, epoll 7%;
   our answer code is about 2%. The rest is Go's scheduler and netpoller.
@@ -152,9 +152,10 @@ below; the tables further down are the measurements of the last run.
   Knot far ahead: Knot had pinned its UDP worker onto dnsperf's core (see
   Pinning), which the bench now undoes.
 - **Poll cost at 10,000 servers: not met on every host.** The same code
-  measured 44.7 ms of CPU per poll on 2026-11-24 and 69-80 ms on
-  2026-12-01 (another host of this VM type; HAProxy's own CPU per poll rose
-  alike). pprof splits a poll into client-native's read loop (1 KiB reads
+  measured 44.7 ms of CPU per poll on 2026-11-24 and 69-81 ms on
+  2026-12-01, on another host of this VM type where client-native's
+  GetStats also went from 1.6 s to 1.8-2.0 s and system calls and wake-ups
+  cost more. pprof splits a poll into client-native's read loop (1 KiB reads
   into a strings.Builder: about 2,500 read calls per 2.5 MB dump, about 20
   ms), encoding/csv parsing (23-31 ms) and garbage collection (about 10
   ms). Both the reader and the CSV parser are the project's chosen
