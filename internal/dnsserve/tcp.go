@@ -131,6 +131,20 @@ func (s *Server) serveTCP(ln net.Listener, wg *sync.WaitGroup) error {
 	}
 }
 
+// shuttingDown reports whether Run has begun to shut down. serveConn asks
+// after each SetReadDeadline: Run's connSet.closeAll sets a deadline in the
+// past after stopping is closed, so a connection either sees stopping here
+// or gets that past deadline afterwards, never a fresh deadline that
+// outlives the shutdown.
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // serveConn answers the queries of one connection in order (RFC 7766
 // section 6.2.1.1 pipelining: the client need not wait for a reply before
 // sending the next query). The connection is closed after TCPIdleTimeout
@@ -148,14 +162,14 @@ func (s *Server) serveConn(c *tcpConn) {
 	for {
 		now := time.Now()
 		c.idleSince.Store(now.UnixNano())
-		if c.SetReadDeadline(now.Add(s.live.Load().opts.tcpIdleTimeout)) != nil {
+		if c.SetReadDeadline(now.Add(s.live.Load().opts.tcpIdleTimeout)) != nil || s.shuttingDown() {
 			return
 		}
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
 		c.idleSince.Store(0)
-		if c.SetReadDeadline(time.Now().Add(s.live.Load().opts.tcpQueryTimeout)) != nil {
+		if c.SetReadDeadline(time.Now().Add(s.live.Load().opts.tcpQueryTimeout)) != nil || s.shuttingDown() {
 			return
 		}
 		if _, err := io.ReadFull(br, prefix[:]); err != nil {
