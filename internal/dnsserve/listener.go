@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -29,6 +30,17 @@ type binding struct {
 	addr string // as given to Listen or SetListen
 	udp  []*net.UDPConn
 	tcp  net.Listener
+	// readers counts the goroutines Run serves these sockets with: a
+	// socket's file descriptor is released only when the goroutine
+	// blocked on it has returned.
+	readers sync.WaitGroup
+}
+
+// closeAndWait closes b and waits until its readers have returned, so that
+// its ports can be bound again at once.
+func (b *binding) closeAndWait() {
+	b.close()
+	b.readers.Wait()
 }
 
 // close releases every socket of b. Errors are those of already closed
@@ -45,7 +57,12 @@ func (b *binding) close() {
 // bind binds addr on UDP (n sockets) and then TCP. With port 0 TCP first
 // tries the port UDP got, so that both transports share a port when they
 // can. On error nothing stays bound.
-func (s *Server) bind(addr string) (*binding, error) {
+func (s *Server) bind(addr string) (*binding, error) { return s.bindTCPAt(addr, "") }
+
+// bindTCPAt is bind with the TCP socket on tcpAddr when it is not "" (to
+// bind again exactly what a binding had: with port 0 the two transports may
+// have got different ports).
+func (s *Server) bindTCPAt(addr, tcpAddr string) (*binding, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -72,7 +89,9 @@ func (s *Server) bind(addr string) (*binding, error) {
 		// The others join the port the first one got.
 		udpAddr = net.JoinHostPort(host, strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port))
 	}
-	if p, perr := strconv.Atoi(port); perr == nil && p == 0 {
+	if tcpAddr != "" {
+		addr = tcpAddr
+	} else if p, perr := strconv.Atoi(port); perr == nil && p == 0 {
 		b.tcp, _ = net.Listen("tcp", udpAddr) // taken: fall back to any port below
 	}
 	if b.tcp == nil {

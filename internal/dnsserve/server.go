@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -118,9 +120,11 @@ func (s *Server) Serial() uint32 { return s.snap.Load().serial }
 // RRLStats returns the response rate limiting counters since New, across
 // SetOptions; all zero while rate limiting has been off.
 func (s *Server) RRLStats() RRLStats {
+	// Under setMu, so that a SetOptions cannot retire the limiter between
+	// reading the base and reading it.
 	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	st := s.rrlBase
-	s.setMu.Unlock()
 	if l := s.live.Load().rrl; l != nil {
 		st = st.add(l.stats())
 	}
@@ -143,7 +147,7 @@ func (s *Server) Listen(addrs []string) error {
 	if len(addrs) == 0 {
 		return errors.New("dnsserve: no listen address")
 	}
-	bs, _, err := s.bindAll(addrs, nil)
+	bs, _, _, err := s.bindAllTakingOver(addrs, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -151,20 +155,25 @@ func (s *Server) Listen(addrs []string) error {
 	return nil
 }
 
-// SetListen changes the served addresses of a running server to addrs, as
-// a configuration reload asks: it binds every address not bound yet and
-// starts answering on it, and only then closes the sockets of the addresses
-// no longer listed, so the zone never goes unanswered on an address that
-// stays. An address listed before and now (the same "host:port" string)
-// keeps its sockets and the queries queued on them. TCP connections
-// accepted on a closed address finish as usual (idle and query timeouts).
-// On error nothing changes and the error names the address. It fails
-// before Run and once Run has begun to shut down.
+// SetListen changes the served addresses to addrs, as a configuration
+// reload asks: it binds every address not bound yet and starts answering on
+// it, and only then closes the sockets of the addresses no longer listed,
+// so the zone never goes unanswered on an address that stays. An address
+// listed before and now (the same "host:port" string) keeps its sockets and
+// the queries queued on them. One case cannot bind first: a new address
+// that overlaps a dropped one on the same port (0.0.0.0:53 narrowed to
+// 192.0.2.10:53, or the reverse) is refused by the kernel while the old
+// socket is open, so that old one is closed first and the new one bound at
+// once after it (logged; queries in that gap of a few system calls go
+// unanswered). TCP connections accepted on a closed address finish as
+// usual (idle and query timeouts). On error nothing changes (an address
+// closed early is bound again) and the error names the address. Before Run
+// it replaces what Listen bound; once Run has begun to shut down it fails.
 func (s *Server) SetListen(addrs []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.running || s.stopped {
-		return errors.New("dnsserve: SetListen needs a running server")
+	if s.stopped {
+		return errors.New("dnsserve: SetListen after shutdown began")
 	}
 	if len(addrs) == 0 {
 		return errors.New("dnsserve: no listen address")
@@ -173,34 +182,61 @@ func (s *Server) SetListen(addrs []string) error {
 	for _, b := range s.bindings {
 		have[b.addr] = append(have[b.addr], b)
 	}
-	next, fresh, err := s.bindAll(addrs, have)
+	// The bindings that no address of addrs keeps, which
+	// bindAllTakingOver may close early.
+	var dropped []*binding
+	keep := make(map[string]int, len(addrs))
+	for _, a := range addrs {
+		keep[a]++
+	}
+	for _, b := range s.bindings {
+		if keep[b.addr] > 0 {
+			keep[b.addr]--
+		} else {
+			dropped = append(dropped, b)
+		}
+	}
+	next, fresh, early, err := s.bindAllTakingOver(addrs, have, dropped)
 	if err != nil {
+		s.restore(early)
 		return err
 	}
 	for _, b := range fresh {
-		s.serve(b)
-	}
-	for _, b := range s.bindings {
-		if !slices.Contains(next, b) {
-			b.close()
-			s.log.Info().Str("addr", b.addr).Stringer("udp", b.udp[0].LocalAddr()).Msg("dns listener closed")
+		if s.running {
+			s.serve(b)
 		}
+	}
+	for _, b := range dropped {
+		b.close() // a second close of an early one is harmless
+		s.log.Info().Str("addr", b.addr).Stringer("udp", b.udp[0].LocalAddr()).Msg("dns listener closed")
 	}
 	s.bindings = next
 	return nil
 }
 
-// bindAll returns a binding for every address of addrs, reusing those of
-// have (by address string, each at most once: "127.0.0.1:0" twice is two
-// ports) and binding the others, which it also returns as fresh. On error
-// it closes the fresh ones and names the address.
-func (s *Server) bindAll(addrs []string, have map[string][]*binding) (all, fresh []*binding, err error) {
+// bindAllTakingOver returns a binding for every address of addrs, reusing
+// those of have (by address string, each at most once: "127.0.0.1:0" twice
+// is two ports) and binding the others, which it also returns as fresh.
+// When an address cannot be bound because a binding of dropped holds its
+// port, it closes that one first and tries again; it returns the bindings
+// so closed early, which the caller must restore if it fails. On error it
+// closes the fresh ones and names the address.
+func (s *Server) bindAllTakingOver(addrs []string, have map[string][]*binding, dropped []*binding) (all, fresh, early []*binding, err error) {
 	for _, addr := range addrs {
 		if bs := have[addr]; len(bs) > 0 {
 			all, have[addr] = append(all, bs[0]), bs[1:]
 			continue
 		}
 		b, berr := s.bind(addr)
+		if berr != nil && errors.Is(berr, syscall.EADDRINUSE) {
+			if old := samePort(dropped, addr, early); old != nil {
+				s.log.Warn().Str("old", old.addr).Str("new", addr).
+					Msg("dns listener: the new address overlaps the old one on the same port; closing the old one first")
+				old.closeAndWait()
+				early = append(early, old)
+				b, berr = s.bind(addr)
+			}
+		}
 		if berr != nil {
 			err = fmt.Errorf("dnsserve: listen %s: %w", addr, berr)
 			break
@@ -211,13 +247,53 @@ func (s *Server) bindAll(addrs []string, have map[string][]*binding) (all, fresh
 		for _, b := range fresh {
 			b.close()
 		}
-		return nil, nil, err
+		return nil, nil, early, err
 	}
-	return all, fresh, nil
+	return all, fresh, early, nil
+}
+
+// samePort returns the first binding of dropped, not yet in closed, whose
+// port is addr's (never for port 0), or nil.
+func samePort(dropped []*binding, addr string, closed []*binding) *binding {
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || port == 0 {
+		return nil
+	}
+	for _, b := range dropped {
+		if b.udp[0].LocalAddr().(*net.UDPAddr).Port == port && !slices.Contains(closed, b) {
+			return b
+		}
+	}
+	return nil
+}
+
+// restore binds again the addresses of bindings closed early by a
+// SetListen that then failed, serving them if Run runs, and puts the new
+// sockets in their place in s.bindings. An address that cannot be bound
+// again is logged: it is lost until the next successful SetListen.
+func (s *Server) restore(early []*binding) {
+	for _, old := range early {
+		// The ports it had, not new ones for a "host:0" address.
+		b, err := s.bindTCPAt(old.udp[0].LocalAddr().String(), old.tcp.Addr().String())
+		if err == nil {
+			b.addr = old.addr
+		}
+		if err != nil {
+			s.log.Error().Err(err).Str("addr", old.addr).Msg("dns listener: cannot bind the old address again after a failed move")
+			s.bindings = slices.DeleteFunc(s.bindings, func(x *binding) bool { return x == old })
+			continue
+		}
+		if s.running {
+			s.serve(b)
+		}
+		s.bindings[slices.Index(s.bindings, old)] = b
+	}
 }
 
 // Addrs returns the bound UDP and TCP addresses, one of each per address
-// given to Listen and in that order; both are empty before Listen.
+// given to Listen (or to the latest SetListen) and in that order; both are
+// empty before Listen.
 func (s *Server) Addrs() (udp, tcp []net.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -254,14 +330,21 @@ func (s *Server) Run(ctx context.Context) error {
 	// s.serve is called with s.mu held and never once s.stopped is set, so
 	// no reader starts after servers.Wait begins.
 	s.serve = func(b *binding) {
+		start := func(fn func() error) {
+			b.readers.Add(1)
+			servers.Go(func() {
+				defer b.readers.Done()
+				fail(fn())
+			})
+		}
 		for _, c := range b.udp {
 			if s.batchUDP {
-				servers.Go(func() { fail(s.serveUDPBatch(c)) })
+				start(func() error { return s.serveUDPBatch(c) })
 			} else {
-				servers.Go(func() { fail(s.serveUDP(c)) })
+				start(func() error { return s.serveUDP(c) })
 			}
 		}
-		servers.Go(func() { fail(s.serveTCP(b.tcp, &conns)) })
+		start(func() error { return s.serveTCP(b.tcp, &conns) })
 		s.log.Info().Stringer("udp", b.udp[0].LocalAddr()).Int("udp_sockets", len(b.udp)).
 			Stringer("tcp", b.tcp.Addr()).Msg("dns listener started")
 	}

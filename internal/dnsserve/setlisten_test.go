@@ -1,6 +1,7 @@
 package dnsserve
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
@@ -83,12 +84,81 @@ func TestSetListenMovesListeners(t *testing.T) {
 	}
 }
 
-func TestSetListenNeedsRun(t *testing.T) {
+// TestSetListenBeforeRunAndAfterStop: before Run, SetListen replaces what
+// Listen bound (a reload can come before Run has started); once Run has
+// stopped it fails.
+func TestSetListenBeforeRunAndAfterStop(t *testing.T) {
 	s, err := New(zerolog.Nop(), testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetListen([]string{"127.0.0.2:0"}); err != nil {
+		t.Fatalf("SetListen before Run: %v", err)
+	}
+	u, tc := s.Addrs()
+	if len(u) != 1 || !strings.HasPrefix(u[0].String(), "127.0.0.2:") {
+		t.Fatalf("Addrs after SetListen before Run = %v", u)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	s.SetServing(true)
+	if !answersOn(t, u[0].String(), tc[0].String()) {
+		t.Fatal("no answer on the address set before Run")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 	if err := s.SetListen([]string{"127.0.0.1:0"}); err == nil {
-		t.Fatal("SetListen before Run succeeded")
+		t.Fatal("SetListen after Run stopped succeeded")
+	}
+}
+
+// TestSetListenSamePort: a new address that the kernel refuses while a
+// dropped one holds its port (here the same socket address spelled as an
+// IPv4-mapped IPv6 address, which behaves like 0.0.0.0:53 narrowed to one
+// address) takes over: the old one is closed first. If a later address of
+// the same list fails, the old one is bound again.
+func TestSetListenSamePort(t *testing.T) {
+	// The take-over binds both transports on one port: start on a port
+	// that UDP and TCP share (with port 0 they share it unless another
+	// socket holds that TCP port already).
+	var s *Server
+	var udp, tcp, port string
+	for try := 0; ; try++ {
+		s, udp, tcp = startServer(t, testConfig(), true)
+		_, up, _ := net.SplitHostPort(udp)
+		_, tp, _ := net.SplitHostPort(tcp)
+		if up == tp {
+			port = up
+			break
+		}
+		if try == 10 {
+			t.Fatalf("no shared UDP and TCP port in 10 tries: %s, %s", udp, tcp)
+		}
+	}
+	mapped := net.JoinHostPort("::ffff:127.0.0.1", port)
+
+	// A failing list: the old address is closed early for mapped, then
+	// the bad address fails, and the old one must be back.
+	if err := s.SetListen([]string{mapped, "127.0.0.1:notaport"}); err == nil {
+		t.Fatal("SetListen with a bad address succeeded")
+	}
+	if u, _ := s.Addrs(); len(u) != 1 || u[0].String() != udp {
+		t.Fatalf("Addrs after a failed take-over = %v; want %s again", u, udp)
+	}
+	if !answersOn(t, udp, tcp) {
+		t.Fatal("the old address does not answer after a failed take-over")
+	}
+
+	if err := s.SetListen([]string{mapped}); err != nil {
+		t.Fatalf("SetListen(%s) over %s: %v", mapped, udp, err)
+	}
+	if !answersOn(t, udp, tcp) {
+		t.Fatal("no answer on the port after the take-over")
 	}
 }

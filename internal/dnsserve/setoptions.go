@@ -11,29 +11,51 @@ type liveOptions struct {
 	rrl        *limiter      // nil when rate limiting is off
 }
 
-// SetOptions replaces, on a configuration reload, the server options that
-// can change while serving: Identity and HideIdentity (NSID, RFC 5001, and
-// CHAOS TXT), RRL, CookieSecretFile (read again, so a reload rotates the
-// secret; while it stays empty the running random secret is kept, so
-// clients' cookies stay valid), UDPReadBuffer (applied to every bound UDP
-// socket at once), and TCPMaxConns, TCPIdleTimeout and TCPQueryTimeout (for
-// reads started and connections accepted after the call). UDPSockets is
-// bound by Listen and kept. The rate limiting counters carry on (RRLStats
-// only grows); the token buckets are kept when RRL is unchanged and start
-// afresh when it changes. The zone's data is SetZone's. Errors name the
-// Config field and change nothing.
-func (s *Server) SetOptions(cfg Config) error {
+// Options are the server options of a Config, checked and read (the
+// cookie secret file) by CheckConfig, ready for SetOptions.
+type Options struct {
+	opts       options
+	cookieFile string
+}
+
+// CheckConfig validates cfg as New would, zone and options, reading the
+// cookie secret file, without building or changing any server: a reload
+// checks the whole configuration before applying any of it. It returns the
+// options for SetOptions, so that nothing is read twice. Errors name the
+// Config field.
+func CheckConfig(cfg Config) (Options, error) {
+	if _, err := buildZone(cfg); err != nil {
+		return Options{}, err
+	}
 	opts, err := resolveOptions(cfg)
 	if err != nil {
-		return err
+		return Options{}, err
 	}
+	return Options{opts: opts, cookieFile: cfg.CookieSecretFile}, nil
+}
+
+// SetOptions replaces, on a configuration reload, the server options that
+// can change while serving, from CheckConfig: Identity and HideIdentity
+// (NSID, RFC 5001, and CHAOS TXT), RRL, the cookie secret (CookieSecretFile
+// as read by CheckConfig, so a reload rotates the secret; while the file
+// stays unset the running random secret is kept, so clients' cookies stay
+// valid), UDPReadBuffer (applied to every bound UDP socket at once), and
+// TCPMaxConns, TCPIdleTimeout and TCPQueryTimeout (for reads started and
+// connections accepted after the call). UDPSockets is bound by Listen and
+// kept. The rate limiting counters carry on (RRLStats only grows); the
+// token buckets are kept when RRL is unchanged and start afresh when it
+// changes. The zone's data is SetZone's.
+func (s *Server) SetOptions(o Options) {
+	opts := o.opts
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	old := s.live.Load()
 	opts.udpSockets = old.opts.udpSockets
-	next := &liveOptions{opts: opts, cookieFile: cfg.CookieSecretFile, cookies: old.cookies, rrl: old.rrl}
-	if cfg.CookieSecretFile != "" || old.cookieFile != "" {
+	next := &liveOptions{opts: opts, cookieFile: o.cookieFile, cookies: old.cookies, rrl: old.rrl}
+	if o.cookieFile != "" || old.cookieFile != "" {
 		next.cookies = newCookieSigner(opts.cookieSecret)
+	} else {
+		next.opts.cookieSecret = old.opts.cookieSecret // the secret of the signer kept
 	}
 	if !reflect.DeepEqual(opts.rrl, old.opts.rrl) {
 		if old.rrl != nil {
@@ -52,17 +74,4 @@ func (s *Server) SetOptions(cfg Config) error {
 		}
 		s.mu.Unlock()
 	}
-	return nil
-}
-
-// CheckConfig validates cfg as New would, including reading the cookie
-// secret file, without building or changing any server: a reload checks
-// the whole configuration before applying any of it. Errors name the Config
-// field.
-func CheckConfig(cfg Config) error {
-	if _, err := buildZone(cfg); err != nil {
-		return err
-	}
-	_, err := resolveOptions(cfg)
-	return err
 }

@@ -39,6 +39,14 @@ func TestSetOptions(t *testing.T) {
 	cfg.Identity, cfg.CookieSecretFile = "ns-a", secret
 	now := time.Unix(1_700_000_000, 0)
 	s, udp, _ := startServer(t, cfg, true, func(s *Server) { s.clock = func() time.Time { return now } })
+	// setOptions is what a reload does: check, then apply.
+	setOptions := func(c Config) error {
+		o, err := CheckConfig(c)
+		if err == nil {
+			s.SetOptions(o)
+		}
+		return err
+	}
 
 	nsid := func() string {
 		t.Helper()
@@ -63,7 +71,7 @@ func TestSetOptions(t *testing.T) {
 	next := cfg
 	next.Identity = "ns-b"
 	next.RRL = RRL{Rate: 1, Slip: -1, Loopback: true}
-	if err := s.SetOptions(next); err != nil {
+	if err := setOptions(next); err != nil {
 		t.Fatalf("SetOptions: %v", err)
 	}
 	if got := nsid(); got != "6e732d62" {
@@ -87,7 +95,7 @@ func TestSetOptions(t *testing.T) {
 	// Rate limiting off again: counters kept; a new secret gives a new
 	// server cookie for the same client cookie, IP and time.
 	next.RRL = RRL{Rate: -1}
-	if err := s.SetOptions(next); err != nil {
+	if err := setOptions(next); err != nil {
 		t.Fatalf("SetOptions: %v", err)
 	}
 	if got := s.RRLStats(); got.Dropped < st.Dropped {
@@ -101,12 +109,12 @@ func TestSetOptions(t *testing.T) {
 	// Invalid: names the field, changes nothing.
 	bad := next
 	bad.Identity = `ns"c`
-	if err := s.SetOptions(bad); err == nil || !strings.Contains(err.Error(), "Identity") {
+	if err := setOptions(bad); err == nil || !strings.Contains(err.Error(), "Identity") {
 		t.Errorf("SetOptions with a bad identity: %v", err)
 	}
 	bad = next
 	bad.CookieSecretFile = filepath.Join(dir, "missing.key")
-	if err := s.SetOptions(bad); err == nil {
+	if err := setOptions(bad); err == nil {
 		t.Error("SetOptions with a missing cookie secret file succeeded")
 	}
 	if got := nsid(); got != "6e732d62" {
@@ -119,12 +127,12 @@ func TestSetOptions(t *testing.T) {
 	// With no secret file before and after, the random secret stays, so
 	// clients' cookies stay valid; hiding the identity drops NSID.
 	next.CookieSecretFile = ""
-	if err := s.SetOptions(next); err != nil {
+	if err := setOptions(next); err != nil {
 		t.Fatal(err)
 	}
 	c4 := cookie()
 	next.HideIdentity = true
-	if err := s.SetOptions(next); err != nil {
+	if err := setOptions(next); err != nil {
 		t.Fatal(err)
 	}
 	if c5 := cookie(); c5 != c4 {
