@@ -282,6 +282,21 @@ func TestInsecureConfigRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// A state file the service user wrote, seen by root: check warns,
+	// run refuses (the daemon itself must own it).
+	if err := os.Chown(state, 65534, 65534); err != nil {
+		t.Fatalf("chown (the tests run as root): %v", err)
+	}
+	var warnOut strings.Builder
+	if code := realMain([]string{"check", "-config", p}, io.Discard, &warnOut); code != 0 ||
+		!strings.Contains(warnOut.String(), "warning: unsafe control.state_file") {
+		t.Errorf("check with a state file of another owner: exit %d, stderr %q; want 0 and a warning", code, warnOut.String())
+	}
+	var runOut strings.Builder
+	if code := realMain([]string{"run", "-config", p}, io.Discard, &runOut); code != 1 || !strings.Contains(runOut.String(), "owned by another user") {
+		t.Errorf("run with a state file of another owner: exit %d, stderr %q", code, runOut.String())
+	}
 }
 
 // TestDrainThroughDaemon drives the real daemon process's control socket with

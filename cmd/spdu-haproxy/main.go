@@ -105,6 +105,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return errUsage
 		}
 		cfg, err := loadDaemonConfig(*cfgPath, *insecure)
+		var warn *stateOwnerWarning
+		if errors.As(err, &warn) {
+			// The daemon writes its state file as its own user; root
+			// running check sees a foreign owner. The daemon's own start
+			// applies the strict rule.
+			fmt.Fprintf(stderr, "spdu-haproxy: warning: %v\n", warn.err)
+			cfg, err = warn.cfg, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -161,14 +169,29 @@ func loadDaemonConfig(path string, allowInsecure bool) (*config.Config, error) {
 		}
 	}
 	if f := cfg.Control.StateFile; f != "" {
-		if _, err := os.Lstat(f); err == nil {
+		if _, err := os.Stat(f); err == nil {
 			if err := config.CheckFileSafety(f); err != nil {
-				return nil, fmt.Errorf("unsafe control.state_file: %w", err)
+				err = fmt.Errorf("unsafe control.state_file: %w", err)
+				if errors.Is(err, config.ErrForeignOwner) {
+					return nil, &stateOwnerWarning{cfg: cfg, err: err}
+				}
+				return nil, err
 			}
 		}
 	}
 	return cfg, nil
 }
+
+// stateOwnerWarning is loadDaemonConfig's error when the only fault is the
+// state file's owner. run and reload refuse it like any other; check only
+// warns, because root running check sees the file the service user wrote.
+type stateOwnerWarning struct {
+	cfg *config.Config
+	err error
+}
+
+func (w *stateOwnerWarning) Error() string { return w.err.Error() }
+func (w *stateOwnerWarning) Unwrap() error { return w.err }
 
 func versionString() string {
 	if version != "" {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"slices"
+	"syscall"
 
 	"github.com/rs/zerolog"
 
@@ -89,13 +92,13 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 		next = keepRunning(r.cur, next)
 	}
 	dc := dnsConfig(next)
-	if err := dnsserve.CheckConfig(dc); err != nil {
+	dnsOpts, err := dnsserve.CheckConfig(dc)
+	if err != nil {
 		return err
 	}
 	var peers []probe.Peer
 	var members map[string]pool.Member
 	if r.pp != nil {
-		var err error
 		if peers, members, err = buildPeers(next); err != nil {
 			return err
 		}
@@ -106,9 +109,7 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 	if err := r.dns.SetZone(dc); err != nil {
 		return err
 	}
-	if err := r.dns.SetOptions(dc); err != nil {
-		return err
-	}
+	r.dns.SetOptions(dnsOpts)
 	sc, cs := siteConfig(next), controlSettingsOf(next)
 	applyAgentMode(cs, &sc)
 	var source site.StatSource
@@ -130,14 +131,49 @@ func (r *reloader) apply(ctx context.Context, next *config.Config) error {
 	return nil
 }
 
+// sharesPort reports whether a failed bind of newAddr is the kernel
+// refusing an address that overlaps oldAddr, still bound, on the same port
+// (0.0.0.0:5555 narrowed to 127.0.0.1:5555, or the reverse): such a move
+// cannot bind the new address first.
+func sharesPort(err error, oldAddr, newAddr string) bool {
+	_, op, err1 := net.SplitHostPort(oldAddr)
+	_, np, err2 := net.SplitHostPort(newAddr)
+	return errors.Is(err, syscall.EADDRINUSE) && err1 == nil && err2 == nil && op == np && op != "0"
+}
+
+// restartAgent binds and serves the agent of cfg again, after a move that
+// stopped it early failed; a failure is logged (the agent is then down
+// until the next successful reload).
+func (r *reloader) restartAgent(cfg *config.Config) {
+	a := r.newAgent(cfg)
+	if err := a.Listen(cfg.Agent.Listen); err != nil {
+		r.log.Error().Err(err).Msg("agent: cannot listen on the old address again after a failed move")
+		return
+	}
+	r.agentSlot.replace(a.Run)
+	r.agent = a
+}
+
+// restartMetrics is restartAgent for the metrics server.
+func (r *reloader) restartMetrics(cfg *config.Config) {
+	m, err := r.newMetrics(cfg.Metrics.Listen)
+	if err != nil {
+		r.log.Error().Err(err).Msg("metrics: cannot listen on the old address again after a failed move")
+		return
+	}
+	r.metricsSlot.replace(m.Run)
+}
+
 // moveListeners moves every listener whose address next changes: the agent
 // (agent.listen), the metrics server (metrics.listen, "off" included), the
 // control socket (control.socket) and the DNS addresses (dns.listen). It
 // binds all the new ones first; if one cannot be bound, it releases what it
 // bound and returns an error naming the key, and nothing has changed. Then
 // the new listeners serve and only after that the old ones are closed, so a
-// component that moves is never without a listener. On success r.cur holds
-// next's listener addresses.
+// component that moves is never without a listener. One case cannot bind
+// first: a new address that overlaps the old one on the same port
+// (sharesPort); the old listener is closed just before, and started again
+// if the move fails. On success r.cur holds next's listener addresses.
 func (r *reloader) moveListeners(next *config.Config) error {
 	var agent *haproxy.AgentServer
 	var ctl *control.Server
@@ -158,31 +194,55 @@ func (r *reloader) moveListeners(next *config.Config) error {
 		}
 	}
 	cur := r.cur
+	// undo restarts, in reverse order, the old listeners stopped early
+	// (see sharesPort) when a later step fails.
+	var undo []func()
+	fail := func(err error) error {
+		release()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return err
+	}
 	if next.Agent.Listen != cur.Agent.Listen {
 		agent = r.newAgent(next)
-		if err := agent.Listen(next.Agent.Listen); err != nil {
-			return fmt.Errorf("agent.listen: %w", err)
+		err := agent.Listen(next.Agent.Listen)
+		if err != nil && sharesPort(err, cur.Agent.Listen, next.Agent.Listen) {
+			r.log.Warn().Str("old", cur.Agent.Listen).Str("new", next.Agent.Listen).Msg("agent.listen overlaps the old address on the same port: closing the old listener first")
+			r.agentSlot.replace(nil)
+			undo = append(undo, func() { r.restartAgent(cur) })
+			err = agent.Listen(next.Agent.Listen)
+		}
+		if err != nil {
+			agent = nil
+			return fail(fmt.Errorf("agent.listen: %w", err))
 		}
 	}
 	if next.Control.Socket != cur.Control.Socket {
 		ctl = r.newControl(next)
 		if err := ctl.Listen(); err != nil {
 			ctl = nil
-			release()
-			return fmt.Errorf("control.socket: %w", err)
+			return fail(fmt.Errorf("control.socket: %w", err))
 		}
 	}
 	if next.Metrics.Listen != cur.Metrics.Listen && next.Metrics.Listen != "off" {
 		var err error
-		if metricsSrv, err = r.newMetrics(next.Metrics.Listen); err != nil {
-			release()
-			return fmt.Errorf("metrics.listen: %w", err)
+		metricsSrv, err = r.newMetrics(next.Metrics.Listen)
+		if err != nil && sharesPort(err, cur.Metrics.Listen, next.Metrics.Listen) {
+			r.log.Warn().Str("old", cur.Metrics.Listen).Str("new", next.Metrics.Listen).Msg("metrics.listen overlaps the old address on the same port: closing the old listener first")
+			r.metricsSlot.replace(nil)
+			undo = append(undo, func() { r.restartMetrics(cur) })
+			metricsSrv, err = r.newMetrics(next.Metrics.Listen)
+		}
+		if err != nil {
+			metricsSrv = nil
+			return fail(fmt.Errorf("metrics.listen: %w", err))
 		}
 	}
 	if !slices.Equal(next.DNS.Listen, cur.DNS.Listen) {
+		// SetListen handles overlaps on the same port itself.
 		if err := r.dns.SetListen(next.DNS.Listen); err != nil {
-			release()
-			return fmt.Errorf("dns.listen: %w", err)
+			return fail(fmt.Errorf("dns.listen: %w", err))
 		}
 	}
 

@@ -218,4 +218,31 @@ func TestReloadMovesListeners(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d queries failed on the kept address", failed, total)
 	}
+
+	// 5. Moves the kernel refuses while the old socket holds the port: the
+	// same socket addresses spelled as IPv4-mapped IPv6 (as 0.0.0.0:53
+	// narrowed to one address would be). The old listeners are closed
+	// first, and the new ones serve on the same ports.
+	step4 := rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`)
+	mapped := func(addr string) string {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return net.JoinHostPort("::ffff:"+h, p)
+	}
+	step5 := rep(step4, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q]", mapped(dns2)),
+		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", mapped(agent2)))
+	logs = reloadWith(t, d, s.cfgPath, step5, "configuration reloaded")
+	for _, want := range []string{"agent.listen overlaps the old address", "the new address overlaps the old one on the same port"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("reload log lacks %q:\n%s", want, logs)
+		}
+	}
+	if rc := query(dns2); rc != dns.RcodeSuccess {
+		t.Errorf("DNS on %s after the same-port move: rcode %d", dns2, rc)
+	}
+	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+		t.Errorf("agent on %s after the same-port move replied %q", agent2, r)
+	}
 }

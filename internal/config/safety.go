@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,6 +22,11 @@ func CheckFileSafety(path string) error {
 	return checkMode(path, fi, os.Geteuid())
 }
 
+// ErrForeignOwner is wrapped by CheckFileSafety's error when the only fault
+// is the file's owner (neither root nor the running user), as when root
+// runs `check` on a state file the service user wrote.
+var ErrForeignOwner = errors.New("owned by another user")
+
 func checkMode(path string, fi fs.FileInfo, euid int) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", path)
@@ -33,7 +39,7 @@ func checkMode(path string, fi fs.FileInfo, euid int) error {
 		return fmt.Errorf("%s: cannot read the file's owner", path)
 	}
 	if int(st.Uid) != 0 && int(st.Uid) != euid {
-		return fmt.Errorf("%s: owned by uid %d, not by root or the running user (uid %d); run chown root %s (or pass -allow-insecure-config for development)", path, st.Uid, euid, path)
+		return fmt.Errorf("%s: %w: uid %d, not root or the running user (uid %d); run chown root %s (or pass -allow-insecure-config for development)", path, ErrForeignOwner, st.Uid, euid, path)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestCheckModeTable(t *testing.T) {
 		{"root 0400", fakeInfo{0o400, 0}, 1000, ""},
 		{"group writable", fakeInfo{0o660, 0}, 1000, p + ": mode 0660 lets group or others write it; run chmod go-w " + p + " (or pass -allow-insecure-config for development)"},
 		{"world writable", fakeInfo{0o646, 0}, 1000, p + ": mode 0646 lets group or others write it; run chmod go-w " + p + " (or pass -allow-insecure-config for development)"},
-		{"other owner", fakeInfo{0o600, 1001}, 1000, p + ": owned by uid 1001, not by root or the running user (uid 1000); run chown root " + p + " (or pass -allow-insecure-config for development)"},
+		{"other owner", fakeInfo{0o600, 1001}, 1000, p + ": owned by another user: uid 1001, not root or the running user (uid 1000); run chown root " + p + " (or pass -allow-insecure-config for development)"},
 		{"directory", fakeInfo{fs.ModeDir | 0o755, 0}, 0, p + ": not a regular file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

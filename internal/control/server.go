@@ -78,7 +78,7 @@ type settings struct {
 
 // SetConfig replaces the settings on a configuration reload: everything in
 // cfg but Socket (the socket stays where Listen created it; a new path
-// needs a new Server) and the frontend source (nil: none). A request in
+// needs a new Server), and the frontend source (nil: none). A request in
 // progress, such as a drain -wait, finishes with the settings it began
 // with.
 func (s *Server) SetConfig(cfg Config, frontend FrontendSource) {

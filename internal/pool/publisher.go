@@ -18,9 +18,10 @@ type Published struct {
 	Orders [][]int
 }
 
-// Publisher re-evaluates the policy on a fixed interval from the latest
-// local and peer state and publishes when the outcome changes (membership,
-// capacities or stability). It owns the Stability tracker.
+// Publisher re-evaluates the policy every interval (which SetPolicy may
+// change) from the latest local and peer state and publishes when the
+// outcome changes (membership, capacities or stability). It owns the
+// Stability tracker.
 type Publisher struct {
 	mode     Mode
 	allDown  AllDown

@@ -170,30 +170,29 @@ func (p *Prober) Run(ctx context.Context) error {
 		if next == nil {
 			continue
 		}
+		// Stop the removed and changed peers' probes, store the new
+		// snapshot, then start the new and changed ones, so that no first
+		// probe publishes into a snapshot without its entry.
 		keep := make(map[string]bool, len(*next))
 		for _, peer := range *next {
 			keep[peer.Name] = true
 		}
+		var restart []*peerRun
 		for name, r := range runs {
 			if !keep[name] {
 				halt(r)
 				p.log.Info().Str("peer", name).Msg("peer removed")
 			}
 		}
-		now := time.Now()
 		for _, peer := range *next {
-			r, ok := runs[peer.Name]
-			switch {
-			case !ok:
-				start(peer, newTracker(peer, now))
-				p.log.Info().Str("peer", peer.Name).Msg("peer added")
-			case !samePeer(r.peer, peer):
+			if r, ok := runs[peer.Name]; ok && !samePeer(r.peer, peer) {
 				halt(r) // the tracker is free once its goroutine is done
 				r.tracker.SetPolicy(trackerPolicy(peer))
-				start(peer, r.tracker)
-				p.log.Info().Str("peer", peer.Name).Msg("peer probe settings changed")
+				r.peer = peer
+				restart = append(restart, r)
 			}
 		}
+		now := time.Now()
 		p.mu.Lock()
 		old := map[string]Result{}
 		for _, r := range *p.snap.Load() {
@@ -209,6 +208,16 @@ func (p *Prober) Run(ctx context.Context) error {
 		}
 		p.snap.Store(&rs)
 		p.mu.Unlock()
+		for _, r := range restart {
+			start(r.peer, r.tracker)
+			p.log.Info().Str("peer", r.peer.Name).Msg("peer probe settings changed")
+		}
+		for _, peer := range *next {
+			if _, ok := runs[peer.Name]; !ok {
+				start(peer, newTracker(peer, now))
+				p.log.Info().Str("peer", peer.Name).Msg("peer added")
+			}
+		}
 	}
 }
 
