@@ -165,6 +165,10 @@ func (s *Server) serve(ctx context.Context, conn *net.UnixConn) {
 	if err := conn.SetReadDeadline(time.Now().Add(requestTimeout)); err != nil {
 		return
 	}
+	// At shutdown a client that has not sent its request yet is cut at
+	// once, instead of holding Run for up to requestTimeout.
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) }) //nolint:errcheck // ends the read
+	defer stop()
 	rd := bufio.NewReader(conn)
 	line, err := rd.ReadBytes('\n')
 	if err != nil {

@@ -178,6 +178,27 @@ func TestShutdownDuringWait(t *testing.T) {
 	}
 }
 
+// TestShutdownWithSilentClient: a client connected without a request does
+// not hold up Run at shutdown (the request read would wait 5 s).
+func TestShutdownWithSilentClient(t *testing.T) {
+	f := start(t, false)
+	c, err := net.Dial("unix", f.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server has accepted it once a status call, made after it, is
+	// answered (one accept loop, in order).
+	if _, err := call(t, f.socket, Request{Cmd: CmdStatus}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.stop()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Run took %s to stop with a silent client connected; want well under the 5 s request timeout", took)
+	}
+}
+
 func TestListenSocketChecks(t *testing.T) {
 	dir, err := os.MkdirTemp("", "ctl-")
 	if err != nil {
