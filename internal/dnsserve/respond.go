@@ -103,7 +103,7 @@ func (s *Server) finish(out []byte, qend int, e *ednsInfo, extRcode uint8, from 
 	var now uint32
 	if e.cookie != nil {
 		now = uint32(s.clock().Unix())
-		validCookie = lv.cookies.valid(e.cookie, ip, now)
+		validCookie = lv.validCookie(e.cookie, ip, now)
 	}
 	if !tcp && lv.rrl != nil {
 		if validCookie {

@@ -1,6 +1,9 @@
 package dnsserve
 
-import "reflect"
+import (
+	"net/netip"
+	"reflect"
+)
 
 // liveOptions are the server options that SetOptions may replace while
 // serving. A value is never modified once stored.
@@ -8,7 +11,18 @@ type liveOptions struct {
 	opts       options
 	cookieFile string        // Config.CookieSecretFile the cookies came from
 	cookies    *cookieSigner // RFC 9018 server cookies
-	rrl        *limiter      // nil when rate limiting is off
+	// prevCookies is the signer of the secret before the latest rotation,
+	// nil if none: its cookies stay valid until they age out
+	// (cookieMaxAge), so a rotation does not invalidate every client's
+	// cookie at once (RFC 7873 section 7.1).
+	prevCookies *cookieSigner
+	rrl         *limiter // nil when rate limiting is off
+}
+
+// validCookie reports whether opt carries a server cookie of the current
+// secret or of the one before (see cookieSigner.valid).
+func (lv *liveOptions) validCookie(opt []byte, ip netip.Addr, now uint32) bool {
+	return lv.cookies.valid(opt, ip, now) || (lv.prevCookies != nil && lv.prevCookies.valid(opt, ip, now))
 }
 
 // Options are the server options of a Config, checked and read (the
@@ -39,21 +53,24 @@ func CheckConfig(cfg Config) (Options, error) {
 // (NSID, RFC 5001, and CHAOS TXT), RRL, the cookie secret (CookieSecretFile
 // as read by CheckConfig, so a reload rotates the secret; while the file
 // stays unset the running random secret is kept, so clients' cookies stay
-// valid), UDPReadBuffer (applied to every bound UDP socket at once), and
-// TCPMaxConns, TCPIdleTimeout and TCPQueryTimeout (for reads started and
+// valid; after a rotation the previous secret's cookies are accepted until
+// they age out), UDPReadBuffer (applied to every bound UDP socket at once),
+// and TCPMaxConns, TCPIdleTimeout and TCPQueryTimeout (for reads started and
 // connections accepted after the call). UDPSockets is bound by Listen and
-// kept. The rate limiting counters carry on (RRLStats only grows); the
-// token buckets are kept when RRL is unchanged and start afresh when it
-// changes. The zone's data is SetZone's.
+// kept. The rate limiting counters carry on (RRLStats only grows); the token
+// buckets are kept when RRL is unchanged and start afresh when it changes.
+// The zone's data is SetZone's.
 func (s *Server) SetOptions(o Options) {
 	opts := o.opts
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	old := s.live.Load()
 	opts.udpSockets = old.opts.udpSockets
-	next := &liveOptions{opts: opts, cookieFile: o.cookieFile, cookies: old.cookies, rrl: old.rrl}
+	next := &liveOptions{opts: opts, cookieFile: o.cookieFile, cookies: old.cookies, prevCookies: old.prevCookies, rrl: old.rrl}
 	if o.cookieFile != "" || old.cookieFile != "" {
-		next.cookies = newCookieSigner(opts.cookieSecret)
+		if c := newCookieSigner(opts.cookieSecret); *c != *old.cookies {
+			next.cookies, next.prevCookies = c, old.cookies
+		}
 	} else {
 		next.opts.cookieSecret = old.opts.cookieSecret // the secret of the signer kept
 	}

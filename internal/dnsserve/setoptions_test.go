@@ -1,6 +1,8 @@
 package dnsserve
 
 import (
+	"encoding/hex"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +107,26 @@ func TestSetOptions(t *testing.T) {
 	if len(c2) != 48 || c2[:16] != c1[:16] || c2 == c1 {
 		t.Errorf("cookies before and after a new secret: %q, %q; want the same client part and a new server part", c1, c2)
 	}
+	// The cookie made with the previous secret stays valid until it ages
+	// out (rollover); one from two secrets back does not.
+	valid := func(c string) bool {
+		b, err := hex.DecodeString(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.live.Load().validCookie(b, netip.MustParseAddr("127.0.0.1"), uint32(now.Unix()))
+	}
+	if !valid(c1) || !valid(c2) {
+		t.Errorf("after one rotation: previous-secret cookie valid %t, current %t; want both", valid(c1), valid(c2))
+	}
+	writeSecret("0123456789abcdef0123456789abcdef")
+	if err := setOptions(next); err != nil {
+		t.Fatal(err)
+	}
+	if valid(c1) || !valid(c2) {
+		t.Errorf("after a second rotation: cookie of two secrets back valid %t (want false), previous %t (want true)", valid(c1), valid(c2))
+	}
+	c2 = cookie()
 
 	// Invalid: names the field, changes nothing.
 	bad := next
