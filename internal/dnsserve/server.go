@@ -201,8 +201,8 @@ func (s *Server) SetListen(addrs []string) error {
 		s.restore(early)
 		return err
 	}
-	for _, b := range fresh {
-		if s.running {
+	if s.running {
+		for _, b := range fresh {
 			s.serve(b)
 		}
 	}
@@ -276,14 +276,12 @@ func (s *Server) restore(early []*binding) {
 	for _, old := range early {
 		// The ports it had, not new ones for a "host:0" address.
 		b, err := s.bindTCPAt(old.udp[0].LocalAddr().String(), old.tcp.Addr().String())
-		if err == nil {
-			b.addr = old.addr
-		}
 		if err != nil {
 			s.log.Error().Err(err).Str("addr", old.addr).Msg("dns listener: cannot bind the old address again after a failed move")
 			s.bindings = slices.DeleteFunc(s.bindings, func(x *binding) bool { return x == old })
 			continue
 		}
+		b.addr = old.addr
 		if s.running {
 			s.serve(b)
 		}
