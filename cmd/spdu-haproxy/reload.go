@@ -49,8 +49,9 @@ type reloader struct {
 
 // restartKeys lists the parts of the configuration that a reload cannot
 // change in place: the site's name, the zone's apex, the number of UDP
-// sockets per address, the pool mode, and the drain state file. A reload that changes one of them keeps the running value and says
-// so. Listener addresses are not among them: a reload moves them.
+// sockets per address, the pool mode, and the drain state file. A reload
+// that changes one of them keeps the running value and says so. Listener
+// addresses are not among them: a reload moves them.
 func restartKeys(old, next *config.Config) []string {
 	var keys []string
 	diff := func(key string, a, b any) {
@@ -204,19 +205,30 @@ func (r *reloader) moveListeners(next *config.Config) error {
 		}
 		return err
 	}
-	if next.Agent.Listen != cur.Agent.Listen {
-		agent = r.newAgent(next)
-		err := agent.Listen(next.Agent.Listen)
-		if err != nil && sharesPort(err, cur.Agent.Listen, next.Agent.Listen) {
-			r.log.Warn().Str("old", cur.Agent.Listen).Str("new", next.Agent.Listen).Msg("agent.listen overlaps the old address on the same port: closing the old listener first")
-			r.agentSlot.replace(nil)
-			undo = append(undo, func() { r.restartAgent(cur) })
-			err = agent.Listen(next.Agent.Listen)
+	// bind runs listen for a listener moving from oldAddr to newAddr. When
+	// the kernel refuses the new address because the old listener holds
+	// its port (sharesPort), it stops the old one (in s) first, binds
+	// again, and leaves restart to undo.
+	bind := func(key, oldAddr, newAddr string, s *slot, listen func() error, restart func()) error {
+		err := listen()
+		if err != nil && sharesPort(err, oldAddr, newAddr) {
+			r.log.Warn().Str("old", oldAddr).Str("new", newAddr).Msg(key + " overlaps the old address on the same port: closing the old listener first")
+			s.replace(nil)
+			undo = append(undo, restart)
+			err = listen()
 		}
 		if err != nil {
-			agent = nil
-			return fail(fmt.Errorf("agent.listen: %w", err))
+			return fmt.Errorf("%s: %w", key, err)
 		}
+		return nil
+	}
+	if next.Agent.Listen != cur.Agent.Listen {
+		a := r.newAgent(next)
+		if err := bind("agent.listen", cur.Agent.Listen, next.Agent.Listen, r.agentSlot,
+			func() error { return a.Listen(next.Agent.Listen) }, func() { r.restartAgent(cur) }); err != nil {
+			return fail(err)
+		}
+		agent = a
 	}
 	if next.Control.Socket != cur.Control.Socket {
 		ctl = r.newControl(next)
@@ -226,17 +238,11 @@ func (r *reloader) moveListeners(next *config.Config) error {
 		}
 	}
 	if next.Metrics.Listen != cur.Metrics.Listen && next.Metrics.Listen != "off" {
-		var err error
-		metricsSrv, err = r.newMetrics(next.Metrics.Listen)
-		if err != nil && sharesPort(err, cur.Metrics.Listen, next.Metrics.Listen) {
-			r.log.Warn().Str("old", cur.Metrics.Listen).Str("new", next.Metrics.Listen).Msg("metrics.listen overlaps the old address on the same port: closing the old listener first")
-			r.metricsSlot.replace(nil)
-			undo = append(undo, func() { r.restartMetrics(cur) })
-			metricsSrv, err = r.newMetrics(next.Metrics.Listen)
-		}
-		if err != nil {
+		if err := bind("metrics.listen", cur.Metrics.Listen, next.Metrics.Listen, r.metricsSlot,
+			func() (err error) { metricsSrv, err = r.newMetrics(next.Metrics.Listen); return err },
+			func() { r.restartMetrics(cur) }); err != nil {
 			metricsSrv = nil
-			return fail(fmt.Errorf("metrics.listen: %w", err))
+			return fail(err)
 		}
 	}
 	if !slices.Equal(next.DNS.Listen, cur.DNS.Listen) {
