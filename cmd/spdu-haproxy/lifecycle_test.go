@@ -93,6 +93,25 @@ state_file = %q
 	return s
 }
 
+// startServing runs the daemon process on s and waits until it serves the
+// zone.
+func (s *liveSite) startServing(t *testing.T) *testenv.Process {
+	t.Helper()
+	d := startDaemon(t, "run", "-config", s.cfgPath)
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	return d
+}
+
+// configText returns the daemon's configuration file as it is now.
+func (s *liveSite) configText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -112,8 +131,7 @@ func httpGet(t *testing.T, url string) string {
 // then exits 0 within a bound.
 func TestShutdownGraceAndMetrics(t *testing.T) {
 	s := startLiveSite(t, "1s")
-	d := startDaemon(t, "run", "-config", s.cfgPath)
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	d := s.startServing(t)
 
 	// dig +nsid tells which site answered.
 	q := new(dns.Msg)
@@ -304,8 +322,7 @@ func TestInsecureConfigRefused(t *testing.T) {
 // shows in status and /status, and resume serves again.
 func TestDrainThroughDaemon(t *testing.T) {
 	s := startLiveSite(t, "0s")
-	d := startDaemon(t, "run", "-config", s.cfgPath)
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
+	d := s.startServing(t)
 	cli := func(args ...string) (int, string) {
 		var out, errOut strings.Builder
 		code := realMain(append(args[:1:1], append([]string{"-config", s.cfgPath}, args[1:]...)...), &out, &errOut)
@@ -358,12 +375,8 @@ func answerTTL(addr string) int {
 // queries all along with zero failed queries.
 func TestReloadUnderLoad(t *testing.T) {
 	s := startLiveSite(t, "0s")
-	d := startDaemon(t, "run", "-config", s.cfgPath)
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
-	orig, err := os.ReadFile(s.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := s.startServing(t)
+	orig := s.configText(t)
 	load := startQueryLoad(s.dnsAddr) // for the whole test
 	if ttl := answerTTL(s.dnsAddr); ttl != 5 {
 		t.Fatalf("TTL %d before reload, want 5", ttl)

@@ -106,13 +106,8 @@ func reloadWith(t *testing.T, d *testenv.Process, path, text, want string) strin
 // metrics off.
 func TestReloadMovesListeners(t *testing.T) {
 	s := startLiveSite(t, "0s")
-	d := startDaemon(t, "run", "-config", s.cfgPath)
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.dnsAddr) == dns.RcodeSuccess })
-	b, err := os.ReadFile(s.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig := string(b)
+	d := s.startServing(t)
+	orig := s.configText(t)
 	ctl1 := regexp.MustCompile(`socket = "([^"]*control\.sock)"`).FindStringSubmatch(orig)[1]
 	if _, err := ctlRun(ctl1, "status"); err != nil {
 		t.Fatalf("status on %s: %v", ctl1, err)
