@@ -12,8 +12,10 @@
 //	spdu-haproxy status [-config FILE] [-socket PATH] [-json]
 //	spdu-haproxy version
 //
-// This package only parses the command line, builds the components and runs
-// them; it is the only place that exits.
+// This package only parses the command line, loads the configuration, sets
+// up logging and signals, and hands over to internal/daemon; it runs the
+// client commands against the daemon's control socket. It is the only place
+// that exits.
 package main
 
 import (
@@ -31,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spdu/spdu-haproxy/internal/config"
+	"github.com/spdu/spdu-haproxy/internal/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -89,29 +92,24 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "spdu-haproxy: %v\n", err)
 			return errUsage
 		}
-		cfg, err := loadDaemonConfig(*cfgPath, *insecure)
+		cfg, err := config.LoadDaemon(*cfgPath, *insecure)
 		if err != nil {
 			return err
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		return run(ctx, logger, cfg, options{dryRun: *dryRun, notifyReady: true,
-			reloads: hup, load: func() (*config.Config, error) { return loadDaemonConfig(*cfgPath, *insecure) }})
+		return runDaemon(logger, cfg, daemon.Options{Logger: logger, Version: versionString(), DryRun: *dryRun, NotifySystemd: true},
+			func() (*config.Config, error) { return config.LoadDaemon(*cfgPath, *insecure) })
 	case "check":
 		if err := fs.Parse(rest); err != nil {
 			return errUsage
 		}
-		cfg, err := loadDaemonConfig(*cfgPath, *insecure)
-		var warn *stateOwnerWarning
+		cfg, err := config.LoadDaemon(*cfgPath, *insecure)
+		var warn *config.StateOwnerWarning
 		if errors.As(err, &warn) {
 			// The daemon writes its state file as its own user; root
 			// running check sees a foreign owner. The daemon's own start
 			// applies the strict rule.
-			fmt.Fprintf(stderr, "spdu-haproxy: warning: %v\n", warn.err)
-			cfg, err = warn.cfg, nil
+			fmt.Fprintf(stderr, "spdu-haproxy: warning: %v\n", warn.Err)
+			cfg, err = warn.Config, nil
 		}
 		if err != nil {
 			return err
@@ -124,7 +122,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "drain", "resume", "status":
 		return controlMain(cmd, fs, rest, stdout, func() (string, error) {
-			cfg, err := loadConfig(*cfgPath, *insecure)
+			cfg, err := config.LoadChecked(*cfgPath, *insecure)
 			if err != nil {
 				return "", err
 			}
@@ -142,56 +140,39 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// loadConfig checks who may change the file, then loads it.
-func loadConfig(path string, allowInsecure bool) (*config.Config, error) {
-	if !allowInsecure {
-		if err := config.CheckFileSafety(path); err != nil {
-			return nil, fmt.Errorf("unsafe configuration: %w", err)
-		}
+// runDaemon runs the daemon until SIGINT or SIGTERM, and reloads it with
+// load's configuration on every SIGHUP; a reload that fails is logged and
+// the running configuration kept.
+func runDaemon(logger zerolog.Logger, cfg *config.Config, opts daemon.Options, load func() (*config.Config, error)) error {
+	d, err := daemon.New(cfg, opts)
+	if err != nil {
+		return err
 	}
-	return config.Load(path)
-}
-
-// loadDaemonConfig is loadConfig plus the same check of the other files
-// that decide what the world is told: the DNS cookie secret
-// (dns.cookie_secret_file, when set) and the drain state file
-// (control.state_file, when it exists; a missing one is a site never
-// drained). run, check and every reload use it; the client commands
-// (drain, resume, status) only need the socket path and use loadConfig.
-func loadDaemonConfig(path string, allowInsecure bool) (*config.Config, error) {
-	cfg, err := loadConfig(path, allowInsecure)
-	if err != nil || allowInsecure {
-		return cfg, err
-	}
-	if f := cfg.DNS.CookieSecretFile; f != "" {
-		if err := config.CheckFileSafety(f); err != nil {
-			return nil, fmt.Errorf("unsafe dns.cookie_secret_file: %w", err)
-		}
-	}
-	if f := cfg.Control.StateFile; f != "" {
-		if _, err := os.Stat(f); err == nil {
-			if err := config.CheckFileSafety(f); err != nil {
-				err = fmt.Errorf("unsafe control.state_file: %w", err)
-				if errors.Is(err, config.ErrForeignOwner) {
-					return nil, &stateOwnerWarning{cfg: cfg, err: err}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				next, err := load()
+				if err == nil {
+					err = d.Reload(next)
 				}
-				return nil, err
+				if err != nil {
+					logger.Error().Err(err).Msg("reload failed: keeping the running configuration")
+				}
 			}
 		}
-	}
-	return cfg, nil
+	}()
+	return d.Run(ctx)
 }
-
-// stateOwnerWarning is loadDaemonConfig's error when the only fault is the
-// state file's owner. run and reload refuse it like any other; check only
-// warns, because root running check sees the file the service user wrote.
-type stateOwnerWarning struct {
-	cfg *config.Config
-	err error
-}
-
-func (w *stateOwnerWarning) Error() string { return w.err.Error() }
-func (w *stateOwnerWarning) Unwrap() error { return w.err }
 
 func versionString() string {
 	if version != "" {

@@ -186,15 +186,15 @@ type DNS struct {
 	ShutdownGrace *Duration `toml:"shutdown_grace"`
 	// Withdraw is the rcode of every zone query while the site is withdrawn:
 	// "refused" or "servfail". Key "dns.withdraw"; default "refused".
-	Withdraw string `toml:"withdraw"`
+	Withdraw Withdraw `toml:"withdraw"`
 	// Mode is "self" (answer with this site's addresses while healthy, the
 	// withdraw rcode while not) or "pool" (also hand out every peer whose
 	// probe passes). Key "dns.mode"; default "self".
-	Mode string `toml:"mode"`
+	Mode DNSMode `toml:"mode"`
 	// AllDown is what pool mode answers when neither this site nor any peer
 	// can serve: "refuse" (the withdraw rcode, fail closed) or "all" (every
 	// configured address, fail open). Key "dns.all_down"; default "refuse".
-	AllDown string `toml:"all_down"`
+	AllDown AllDown `toml:"all_down"`
 	// TTLUnstable is the TTL right after a change in what is served and
 	// while the site or a peer is between states. Key "dns.ttl_unstable";
 	// default 1s; whole seconds, at most dns.ttl.
@@ -274,7 +274,7 @@ type Agent struct {
 	ReadTimeout Duration `toml:"read_timeout"`
 	// Mode is "static" (every known server gets 100%) or "adaptive"
 	// (response-time-aware weights). Key "agent.mode"; default "static".
-	Mode string `toml:"mode"`
+	Mode AgentMode `toml:"mode"`
 	// MinWeight is the adaptive floor in percent of the configured weight,
 	// never 0. Key "agent.min_weight"; default 10; 1 to 100.
 	MinWeight *int `toml:"min_weight"`
@@ -396,7 +396,7 @@ func (c *Config) Defaults() {
 		c.DNS.Hostmaster = "hostmaster." + c.DNS.Zone
 	}
 	if c.DNS.Withdraw == "" {
-		c.DNS.Withdraw = "refused"
+		c.DNS.Withdraw = WithdrawRefused
 	}
 	if c.Agent.Listen == "" {
 		c.Agent.Listen = "127.0.0.1:5555"
@@ -414,7 +414,7 @@ func (c *Config) Defaults() {
 		c.Notify.Timeout.Duration = 10 * time.Second
 	}
 	if c.Agent.Mode == "" {
-		c.Agent.Mode = "static"
+		c.Agent.Mode = AgentStatic
 	}
 	if c.Agent.MinWeight == nil {
 		ten := 10
@@ -451,10 +451,10 @@ func (c *Config) Defaults() {
 		c.DNS.RRL.Slip = &sl
 	}
 	if c.DNS.Mode == "" {
-		c.DNS.Mode = "self"
+		c.DNS.Mode = ModeSelf
 	}
 	if c.DNS.AllDown == "" {
-		c.DNS.AllDown = "refuse"
+		c.DNS.AllDown = AllDownRefuse
 	}
 	if c.DNS.TTLUnstable.Duration == 0 {
 		c.DNS.TTLUnstable.Duration = min(time.Second, c.DNS.TTL.Duration)

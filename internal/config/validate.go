@@ -160,7 +160,7 @@ func (c *Config) validatePeers() error {
 			return fmt.Errorf("%s.ca_file: %q must be an absolute path", key, p.CAFile)
 		}
 	}
-	if c.DNS.Mode == "self" && len(c.Peers) > 0 {
+	if c.DNS.Mode == ModeSelf && len(c.Peers) > 0 {
 		return fmt.Errorf("peers: configured, but dns.mode is \"self\", which never hands out peers; set dns.mode = \"pool\" or remove them")
 	}
 	return nil
@@ -268,12 +268,12 @@ func (d *DNS) validate() error {
 		return err
 	}
 	switch d.Mode {
-	case "self", "pool":
+	case ModeSelf, ModePool:
 	default:
 		return fmt.Errorf("dns.mode: %q must be \"self\" or \"pool\"", d.Mode)
 	}
 	switch d.AllDown {
-	case "refuse", "all":
+	case AllDownRefuse, AllDownAll:
 	default:
 		return fmt.Errorf("dns.all_down: %q must be \"refuse\" or \"all\"", d.AllDown)
 	}
@@ -284,7 +284,7 @@ func (d *DNS) validate() error {
 		return fmt.Errorf("dns.max_answers: %d must be from 0 (all) to 64", d.MaxAnswers)
 	}
 	switch d.Withdraw {
-	case "refused", "servfail":
+	case WithdrawRefused, WithdrawServfail:
 	default:
 		return fmt.Errorf("dns.withdraw: %q must be \"refused\" or \"servfail\"", d.Withdraw)
 	}
@@ -357,14 +357,6 @@ func (d *DNS) validateServer() error {
 	return nil
 }
 
-// RcodeWithdraw returns the DNS rcode (RFC 1035 §4.1.1) of dns.withdraw.
-func (d *DNS) RcodeWithdraw() int {
-	if d.Withdraw == "servfail" {
-		return dns.RcodeServerFailure
-	}
-	return dns.RcodeRefused
-}
-
 // Owner returns the fully qualified, lower-case owner name of a
 // "[dns.records.NAME]" key within the zone.
 func (d *DNS) Owner(name string) string {
@@ -382,7 +374,7 @@ func (a *Agent) validate() error {
 		return err
 	}
 	switch a.Mode {
-	case "static", "adaptive":
+	case AgentStatic, AgentAdaptive:
 	default:
 		return fmt.Errorf("agent.mode: %q must be \"static\" or \"adaptive\"", a.Mode)
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
+	"github.com/spdu/spdu-haproxy/internal/listener"
 	"github.com/spdu/spdu-haproxy/internal/site"
+	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
 // FrontendSource reads the frontend's statistics under ctx's deadline; in
@@ -28,9 +30,9 @@ type Config struct {
 	// Socket is the unix socket path (control.socket); it is created with
 	// mode 0600, so only the daemon's user (and root) may use it.
 	Socket string
-	// Site is the site's name and Mode the agent mode ("static" or
-	// "adaptive"), for status.
-	Site, Mode string
+	// Frontend reads the frontend that drain -wait watches
+	// (haproxy.frontend); nil when none is configured.
+	Frontend FrontendSource
 	// QuietPeriod is how long the frontend must show no new session and no
 	// request before drain -wait returns (control.quiet_period).
 	QuietPeriod time.Duration
@@ -42,121 +44,148 @@ type Config struct {
 // requestTimeout bounds reading a request and writing a reply.
 const requestTimeout = 5 * time.Second
 
-// Server serves the control socket: drain, resume and status.
+// Server serves the control socket: drain, resume and status. Its
+// lifecycle is the daemon's: New binds nothing, Bind creates the socket
+// (Close removes it if Run never ran), Run serves and waits for its
+// connections, Prepare and Apply reload.
 type Server struct {
 	log    zerolog.Logger
-	socket string // Config.Socket as given to New; SetConfig keeps it
+	slot   *listener.Slot
+	socket string // Config.Socket as bound or last applied
 	poller *site.Poller
-	dns    func() bool
-	// set holds the settings in force; SetConfig replaces them whole.
-	set atomic.Pointer[settings]
+	status func() status.Document
+	// cfg holds the settings in force; Apply replaces them whole.
+	cfg atomic.Pointer[Config]
+	wg  sync.WaitGroup // connection goroutines
 
 	frontMu sync.Mutex // one frontend read at a time (haproxy.ErrBusy)
-
-	mu sync.Mutex
-	ln *net.UnixListener // set by Listen
 }
 
-// New returns a control server that drains and resumes through poller.
-// frontend (nil when haproxy.frontend is not set) is read during drain
-// -wait; dns (may be nil) reports whether the DNS server serves the zone.
-func New(logger zerolog.Logger, cfg Config, poller *site.Poller, frontend FrontendSource, dns func() bool) *Server {
+// New returns a control server for cfg that drains and resumes through
+// poller and answers status with the document doc returns. It binds
+// nothing.
+func New(logger zerolog.Logger, cfg Config, poller *site.Poller, doc func() status.Document) *Server {
+	logger = logger.With().Str("component", "control").Logger()
 	s := &Server{
-		log:    logger.With().Str("component", "control").Logger(),
+		log:    logger,
+		slot:   listener.New("control.socket", logger, bindUnix),
 		socket: cfg.Socket,
-		poller: poller, dns: dns,
+		poller: poller, status: doc,
 	}
-	s.set.Store(&settings{cfg: cfg, frontend: frontend})
+	s.cfg.Store(&cfg)
 	return s
 }
 
-// settings are the parts of a Server that a reload may replace.
-type settings struct {
-	cfg      Config
-	frontend FrontendSource // nil: no frontend configured
+// Bind creates the control socket with mode 0600 (see bindUnix).
+func (s *Server) Bind() error {
+	if err := s.slot.Bind(s.socket); err != nil {
+		return fmt.Errorf("control.socket: %w", err)
+	}
+	return nil
 }
 
-// SetConfig replaces the settings on a configuration reload: everything in
-// cfg but Socket (the socket stays where Listen created it; a new path
-// needs a new Server), and the frontend source (nil: none). A request in
-// progress, such as a drain -wait, finishes with the settings it began
-// with.
-func (s *Server) SetConfig(cfg Config, frontend FrontendSource) {
-	cfg.Socket = s.socket
-	s.set.Store(&settings{cfg: cfg, frontend: frontend})
+// Close removes the socket of a server that never ran.
+func (s *Server) Close() error { return s.slot.Close() }
+
+// Plan is a prepared reload of the control server, from Prepare.
+type Plan struct {
+	cfg  Config
+	move *listener.Move
 }
 
-// Listen creates the control socket with mode 0600. The socket is bound
-// under a temporary name, restricted, then renamed into place, so it is
-// never reachable with wider permissions. A stale socket left by a dead
+// Discard abandons the plan and removes a socket Prepare created.
+func (p *Plan) Discard() error { return p.move.Discard() }
+
+// Prepare readies cfg for Apply: a new socket path is bound now. On error
+// nothing has changed; the error names the path.
+func (s *Server) Prepare(cfg Config) (*Plan, error) {
+	m, err := s.slot.Prepare(cfg.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("control.socket: %w", err)
+	}
+	return &Plan{cfg: cfg, move: m}, nil
+}
+
+// Apply puts a prepared configuration in force. A request in progress,
+// such as a drain -wait, finishes with the settings it began with; a
+// moved socket serves before the old one is closed and removed.
+func (s *Server) Apply(p *Plan) {
+	cfg := p.cfg
+	s.cfg.Store(&cfg)
+	s.slot.Apply(p.move)
+	s.socket = cfg.Socket
+}
+
+// unixListener is a control socket whose Close also removes its file.
+type unixListener struct {
+	*net.UnixListener
+	path string
+}
+
+// Close closes the socket and removes its file.
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// bindUnix creates the control socket at path with mode 0600. The socket is
+// bound under a temporary name, restricted, then renamed into place, so it
+// is never reachable with wider permissions. A stale socket left by a dead
 // daemon is replaced; a live one, or a file that is not a socket, is an
 // error.
-func (s *Server) Listen() error {
-	path := s.socket
+func bindUnix(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
-			return fmt.Errorf("control socket %s: exists and is not a socket", path)
+			return nil, fmt.Errorf("%s: exists and is not a socket", path)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
-			return fmt.Errorf("control socket %s: another daemon is listening", path)
+			return nil, fmt.Errorf("%s: another daemon is listening", path)
 		}
 	}
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return fmt.Errorf("control listen %s: %w", path, err)
+		return nil, err
 	}
 	ln.SetUnlinkOnClose(false)
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("control listen %s: %w", path, err)
+		return nil, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		ln.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("control listen %s: %w", path, err)
+		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ln = ln
-	return nil
+	return &unixListener{UnixListener: ln, path: path}, nil
 }
 
 // Run serves connections until ctx is done, then closes the socket, removes
 // its file and returns once every connection's goroutine has exited. A
-// drain -wait in progress is answered with an error at shutdown. Listen must
+// drain -wait in progress is answered with an error at shutdown. Bind must
 // be called first.
 func (s *Server) Run(ctx context.Context) error {
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	if ln == nil {
-		return errors.New("control run: not listening")
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	defer os.Remove(s.socket)
-	defer ln.Close()
 	s.log.Info().Str("socket", s.socket).Msg("control socket listening")
-	for {
-		conn, err := ln.AcceptUnix()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	err := s.slot.Run(ctx, func(ctx context.Context, ln net.Listener) error {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return nil
+				}
+				return fmt.Errorf("control accept: %w", err)
 			}
-			return fmt.Errorf("control accept: %w", err)
+			s.wg.Go(func() { s.serve(ctx, conn.(*net.UnixConn)) })
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serve(ctx, conn)
-		}()
-	}
+	})
+	s.wg.Wait()
+	return err
 }
 
 // serve answers one connection: one request, one response.
@@ -210,11 +239,11 @@ func (s *Server) serve(ctx context.Context, conn *net.UnixConn) {
 func (s *Server) handle(ctx context.Context, req Request) Response {
 	var resp Response
 	var err error
-	set := s.set.Load()
+	cfg := s.cfg.Load()
 	switch req.Cmd {
 	case CmdStatus:
 	case CmdDrain:
-		if req.Wait > 0 && set.frontend == nil {
+		if req.Wait > 0 && cfg.Frontend == nil {
 			err = errors.New("drain -wait needs haproxy.frontend in the configuration")
 			break
 		}
@@ -222,7 +251,7 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 		d, err = s.poller.Drain(ctx, req.Reason)
 		s.log.Info().Str("reason", req.Reason).Strs("servers_drained", d.Servers).AnErr("error", err).Msg("site drained by operator")
 		if err == nil && req.Wait > 0 {
-			resp.Waited, err = s.waitQuiet(ctx, set, req.Wait)
+			resp.Waited, err = s.waitQuiet(ctx, cfg, req.Wait)
 		}
 	case CmdResume:
 		_, err = s.poller.Resume(ctx)
@@ -233,25 +262,24 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 	if err != nil {
 		resp.Error = err.Error()
 	}
-	set = s.set.Load() // a reload may have come during a drain -wait
-	resp.Status = StatusOf(set.cfg.Site, set.cfg.Mode, s.poller.Snapshot(), s.dns)
+	resp.Status = s.status()
 	return resp
 }
 
 // waitQuiet reads the frontend every PollInterval until it has been quiet
 // for QuietPeriod (both from set), and fails once wait has passed or ctx is
 // done.
-func (s *Server) waitQuiet(ctx context.Context, set *settings, wait time.Duration) (time.Duration, error) {
+func (s *Server) waitQuiet(ctx context.Context, cfg *Config, wait time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	tick := time.NewTicker(set.cfg.PollInterval)
+	tick := time.NewTicker(cfg.PollInterval)
 	defer tick.Stop()
-	q := quietWatch{period: set.cfg.QuietPeriod}
+	q := quietWatch{period: cfg.QuietPeriod}
 	var last haproxy.FrontendStats
 	var lastErr error
 	for {
-		last, lastErr = s.readFrontend(ctx, set)
+		last, lastErr = s.readFrontend(ctx, cfg)
 		if q.observe(time.Now(), lastErr == nil && last.Quiet()) {
 			return time.Since(start), nil
 		}
@@ -263,16 +291,16 @@ func (s *Server) waitQuiet(ctx context.Context, set *settings, wait time.Duratio
 			if lastErr != nil {
 				why = "frontend unreadable: " + lastErr.Error()
 			}
-			return time.Since(start), fmt.Errorf("drain -wait: site drained, but not quiet for %s within %s: %s", set.cfg.QuietPeriod, wait, why)
+			return time.Since(start), fmt.Errorf("drain -wait: site drained, but not quiet for %s within %s: %s", cfg.QuietPeriod, wait, why)
 		case <-tick.C:
 		}
 	}
 }
 
-func (s *Server) readFrontend(ctx context.Context, set *settings) (haproxy.FrontendStats, error) {
+func (s *Server) readFrontend(ctx context.Context, cfg *Config) (haproxy.FrontendStats, error) {
 	s.frontMu.Lock()
 	defer s.frontMu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, set.cfg.PollTimeout)
+	rctx, cancel := context.WithTimeout(ctx, cfg.PollTimeout)
 	defer cancel()
-	return set.frontend(rctx)
+	return cfg.Frontend(rctx)
 }

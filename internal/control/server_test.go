@@ -14,9 +14,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/spdu/spdu-haproxy/internal/config"
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/health"
 	"github.com/spdu/spdu-haproxy/internal/site"
+	"github.com/spdu/spdu-haproxy/internal/status"
 	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
@@ -62,16 +64,22 @@ func start(t *testing.T, withFrontend bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.poller = site.New(zerolog.Nop(), healthy, site.Config{Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
+	f.poller, err = site.New(zerolog.Nop(), site.Config{Source: healthy, Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
 		Policy:       health.Policy{MinUp: health.Quorum{Count: 3}, Rise: 1, Fall: 1, StaleAfter: time.Second},
 		DrainServers: true, Drain: d, SaveDrain: f.store.Save}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var src FrontendSource
 	if withFrontend {
 		src = f.front.read
 	}
-	srv := New(zerolog.New(zerolog.NewTestWriter(t)), Config{Socket: f.socket, Site: "alpha", Mode: "static",
-		QuietPeriod: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond, PollTimeout: 5 * time.Millisecond}, f.poller, src, nil)
-	if err := srv.Listen(); err != nil {
+	doc := func() status.Document {
+		return status.Build(status.Input{Site: "alpha", AgentMode: config.AgentStatic}, f.poller.Snapshot())
+	}
+	srv := New(zerolog.New(zerolog.NewTestWriter(t)), Config{Socket: f.socket, Frontend: src,
+		QuietPeriod: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond, PollTimeout: 5 * time.Millisecond}, f.poller, doc)
+	if err := srv.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,7 +130,7 @@ func TestDrainResumeStatus(t *testing.T) {
 	if st.Serving || !st.Drain.Active || st.Drain.Reason != "rack move" || len(st.Drain.Servers) != 5 {
 		t.Errorf("after drain: %+v", st)
 	}
-	if s1 := st.Servers[0]; s1.AgentReply != "drain" || s1.Advertised != 100 || s1.Applied != 100 {
+	if s1 := st.Servers[0]; s1.AgentReply != "drain" || s1.Advertised != 0 || s1.Applied != 100 {
 		t.Errorf("s1 after drain: %+v", s1)
 	}
 	if d, err := f.store.Load(); err != nil || !d.Active || d.Reason != "rack move" {
@@ -206,14 +214,14 @@ func TestListenSocketChecks(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	newSrv := func(path string) *Server {
-		return New(zerolog.Nop(), Config{Socket: path}, nil, nil, nil)
+		return New(zerolog.Nop(), Config{Socket: path}, nil, nil)
 	}
 	// A regular file is never removed.
 	file := filepath.Join(dir, "file.sock")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := newSrv(file).Listen(); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if err := newSrv(file).Bind(); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("Listen over a regular file: %v", err)
 	}
 	// A live socket is another daemon.
@@ -222,7 +230,7 @@ func TestListenSocketChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := newSrv(live).Listen(); err == nil || !strings.Contains(err.Error(), "another daemon") {
+	if err := newSrv(live).Bind(); err == nil || !strings.Contains(err.Error(), "another daemon") {
 		t.Errorf("Listen over a live socket: %v", err)
 	}
 	ln.Close()
@@ -235,7 +243,7 @@ func TestListenSocketChecks(t *testing.T) {
 	l2.SetUnlinkOnClose(false)
 	l2.Close()
 	s := newSrv(stale)
-	if err := s.Listen(); err != nil {
+	if err := s.Bind(); err != nil {
 		t.Errorf("Listen over a stale socket: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,7 +2,8 @@
 // socket (server side in the daemon, client side for the drain, resume and
 // status commands), the JSON messages on it, and the drain state file that
 // keeps a site drain across restarts. It decides nothing about health or
-// weights: drain and resume go to the site poller, which owns site state.
+// weights: drain and resume go to the site poller, which owns site state,
+// and status answers with the daemon's status document (internal/status).
 package control
 
 import (

@@ -46,13 +46,14 @@ func newBenchServer(tb testing.TB, rate int) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s.SetServing(true)
+	s.setServing(true)
 	return s
 }
 
 // TestFastPathMatchesSlowPath checks that every precomputed answer is what
 // the slow path answers, byte for byte, for all owners and types, mixed
-// case, with and without EDNS, serving and withdrawn.
+// case, with and without EDNS, serving its own records, serving pool sets
+// (every variant) and withdrawn.
 func TestFastPathMatchesSlowPath(t *testing.T) {
 	s := newBenchServer(t, -1)
 	fixed := time.Unix(1_700_000_000, 0)
@@ -60,28 +61,36 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	names := []string{testZone, fqdn("api"), "ApI.pOOL.example.TEST.", fqdn("v6"), fqdn("both"), fqdn("x"),
 		fqdn("a.x"), fqdn("ns2"), fqdn("nope"), "Deep.NOPE.pool.example.test.", "example.test.", "org.", "."}
 	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeANY, dns.TypeTXT, dns.TypeMX, dns.TypeCAA}
-	for _, serving := range []bool{true, false} {
-		s.SetServing(serving)
-		for _, name := range names {
-			for _, qtype := range types {
-				for _, edns := range []int{0, 1, 2} {
-					m := query(name, qtype)
-					m.RecursionDesired = true
-					if edns > 0 {
-						m.SetEdns0(1232, edns == 2)
-						opt := m.IsEdns0()
-						opt.Option = append(opt.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID},
-							&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
-					}
-					msg := mustPack(t, m)
-					var q fastQuery
-					if !parseFast(msg, &q) {
-						t.Fatalf("%s %s edns=%d: not on the fast path", name, dns.TypeToString[qtype], edns)
-					}
-					fast := s.respondFast(nil, msg, &q, s.snap.Load(), benchClient, false)
-					slow := s.respondSlow(nil, msg, s.snap.Load(), benchClient, false)
-					if string(fast) != string(slow) {
-						t.Errorf("serving=%t %s %s edns=%d:\nfast %x\nslow %x", serving, name, dns.TypeToString[qtype], edns, fast, slow)
+	x, y := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	v6 := netip.MustParseAddr("2001:db8::77")
+	pool := Answers{Sets: []AddressSet{{A: []netip.Addr{x, y}, AAAA: []netip.Addr{v6}}, {A: []netip.Addr{y, x}, AAAA: []netip.Addr{v6}}, {A: []netip.Addr{x, y}}}, TTL: 2 * time.Second}
+	for _, ans := range []Answers{{}, pool, {Refuse: true}} {
+		if err := s.SetAnswers(ans); err != nil {
+			t.Fatal(err)
+		}
+		serving := !ans.Refuse
+		for vi := range max(1, len(s.snap.Load().variants)) {
+			for _, name := range names {
+				for _, qtype := range types {
+					for _, edns := range []int{0, 1, 2} {
+						m := query(name, qtype)
+						m.RecursionDesired = true
+						if edns > 0 {
+							m.SetEdns0(1232, edns == 2)
+							opt := m.IsEdns0()
+							opt.Option = append(opt.Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID},
+								&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+						}
+						msg := mustPack(t, m)
+						var q fastQuery
+						if !parseFast(msg, &q) {
+							t.Fatalf("%s %s edns=%d: not on the fast path", name, dns.TypeToString[qtype], edns)
+						}
+						fast := s.respondFast(nil, msg, &q, s.snap.Load(), vi, benchClient, false)
+						slow := s.respondSlow(nil, msg, s.snap.Load(), vi, benchClient, false)
+						if string(fast) != string(slow) {
+							t.Errorf("serving=%t variant %d %s %s edns=%d:\nfast %x\nslow %x", serving, vi, name, dns.TypeToString[qtype], edns, fast, slow)
+						}
 					}
 				}
 			}
@@ -89,13 +98,38 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 	}
 }
 
-// TestFastPathAllocs asserts the zero-allocation target of issue 4.
+// poolAnswers are 64 pool orderings of three sites' addresses, as the
+// daemon's publisher hands them over in pool mode.
+func poolAnswers() Answers {
+	sites := [][]netip.Addr{{netip.MustParseAddr("198.51.100.1")}, {netip.MustParseAddr("198.51.100.2")}, {netip.MustParseAddr("198.51.100.3")}}
+	var a Answers
+	for i := range 64 {
+		var set AddressSet
+		for j := range sites {
+			set.A = append(set.A, sites[(i+j)%3]...)
+		}
+		a.Sets = append(a.Sets, set)
+	}
+	return a
+}
+
+// TestFastPathAllocs asserts the zero-allocation target of issue 4, with
+// the own records and with pool answers (a random variant per query).
 func TestFastPathAllocs(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage counters allocate")
 	}
-	for _, rate := range []int{-1, 1 << 30} {
+	for _, c := range []struct {
+		rate int
+		pool bool
+	}{{-1, false}, {1 << 30, false}, {-1, true}} {
+		rate := c.rate
 		s := newBenchServer(t, rate)
+		if c.pool {
+			if err := s.SetAnswers(poolAnswers()); err != nil {
+				t.Fatal(err)
+			}
+		}
 		out := make([]byte, 0, maxTCPReply)
 		for _, c := range fastCases() {
 			m := query(c.qname, c.qtype)
@@ -148,7 +182,7 @@ func BenchmarkRespondSlowPath(b *testing.B) {
 	msg := mustPack(b, query(fqdn("api"), dns.TypeA))
 	b.ReportAllocs()
 	for b.Loop() {
-		s.respondSlow(out, msg, s.snap.Load(), benchClient, false)
+		s.respondSlow(out, msg, s.snap.Load(), 0, benchClient, false)
 	}
 }
 
@@ -161,7 +195,7 @@ func TestHideIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SetServing(true)
+		s.setServing(true)
 		nsid := dq(fqdn("api"), dns.TypeA, withOption(&dns.EDNS0_NSID{Code: dns.EDNS0NSID}))
 		r := summarizeWire(s.respond(nil, mustPack(t, nsid), benchClient, false))
 		chaos := summarizeWire(s.respond(nil, mustPack(t, dq("id.server.", dns.TypeTXT, withClass(dns.ClassCHAOS))), benchClient, false))

@@ -30,7 +30,7 @@ func FuzzRespond(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s.SetServing(true)
+	s.setServing(true)
 	fixed := time.Unix(1_700_000_000, 0)
 	s.clock = func() time.Time { return fixed }
 	from := benchClient
@@ -59,7 +59,7 @@ func FuzzRespond(f *testing.F) {
 		}
 		var q fastQuery
 		if parseFast(msg, &q) {
-			slow := s.respondSlow(nil, msg, s.snap.Load(), from, tcp)
+			slow := s.respondSlow(nil, msg, s.snap.Load(), 0, from, tcp)
 			if !bytes.Equal(reply, slow) {
 				t.Errorf("fast path reply differs from the slow path's:\nfast %x\nslow %x", reply, slow)
 			}

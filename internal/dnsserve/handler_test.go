@@ -64,7 +64,7 @@ func TestServeDNSRecoversPanic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetServing(true)
+	s.setServing(true)
 	w := newFakeWriter()
 	w.panicOn = 1
 	req := query(fqdn("api"), dns.TypeA)
@@ -103,7 +103,7 @@ func BenchmarkServeDNS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.SetServing(true)
+	s.setServing(true)
 	w := newFakeWriter()
 	req := query(fqdn("api"), dns.TypeA)
 	req.SetEdns0(1232, false)

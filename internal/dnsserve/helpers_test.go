@@ -34,6 +34,7 @@ func testConfig() Config {
 		Nameservers: []string{"ns1.example.test.", "ns2." + testZone},
 		Hostmaster:  "hostmaster.example.test.",
 		Withdraw:    dns.RcodeRefused,
+		Listen:      []string{"127.0.0.1:0"},
 		Records: map[string]Records{
 			"@":    {A: addrs("192.0.2.1")},
 			"api":  {A: addrs("192.0.2.10", "192.0.2.11")},
@@ -143,7 +144,34 @@ func question(name string, qtype, qclass uint16) []string {
 	return []string{q.String()}
 }
 
-// startServer starts a Server for cfg on 127.0.0.1:0 and returns it with its
+// setServing publishes the site's own records (true) or a refusal (false),
+// as the daemon's publisher does in self mode.
+func (s *Server) setServing(serving bool) {
+	if err := s.SetAnswers(Answers{Refuse: !serving}); err != nil {
+		panic(err) // own records always pass
+	}
+}
+
+// reload is what a configuration reload does to s: Prepare cfg, then
+// Apply it.
+func reload(s *Server, cfg Config) error {
+	p, err := s.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	s.Apply(p)
+	return nil
+}
+
+// reloadListen reloads s with testConfig listening on addrs.
+func reloadListen(s *Server, addrs []string) error {
+	cfg := testConfig()
+	cfg.Listen = addrs
+	return reload(s, cfg)
+}
+
+// startServer starts a Server for cfg on cfg.Listen (127.0.0.1:0 in
+// testConfig) and returns it with its
 // UDP and TCP addresses. Cleanup cancels Run and fails the test if Run does
 // not return nil within 3s.
 // Each prepare function is applied before Run, for fields such as the
@@ -157,12 +185,12 @@ func startServer(t testing.TB, cfg Config, serving bool, prepare ...func(*Server
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s.SetServing(serving)
+	s.setServing(serving)
 	for _, f := range prepare {
 		f(s)
 	}
-	if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
-		t.Fatalf("Listen: %v", err)
+	if err := s.Bind(); err != nil {
+		t.Fatalf("Bind: %v", err)
 	}
 	u, tc := s.Addrs()
 	if len(u) != 1 || len(tc) != 1 {

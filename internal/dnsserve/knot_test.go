@@ -10,8 +10,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// variant is one request sent to both servers.
-type variant struct {
+// knotCase is one request sent to both servers.
+type knotCase struct {
 	name    string
 	network string // "udp" or "tcp"
 	req     []byte
@@ -61,11 +61,11 @@ func withFlags(f func(*dns.Msg)) func(*dns.Msg) {
 }
 
 // knotVariants returns the requests of the differential test.
-func knotVariants(t testing.TB) []variant {
+func knotVariants(t testing.TB) []knotCase {
 	pack := func(m *dns.Msg) []byte { return mustPack(t, m) }
-	var vs []variant
+	var vs []knotCase
 	add := func(name, network string, m *dns.Msg) {
-		vs = append(vs, variant{name: name, network: network, req: pack(m)})
+		vs = append(vs, knotCase{name: name, network: network, req: pack(m)})
 	}
 	names := map[string]string{
 		"apex": testZone, "api": fqdn("api"), "v6": fqdn("v6"), "both": fqdn("both"), "ent": fqdn("x"),
@@ -154,7 +154,7 @@ func knotVariants(t testing.TB) []variant {
 
 	good := pack(dq(fqdn("api"), dns.TypeA))
 	withEdns := pack(dq(fqdn("api"), dns.TypeA, withEDNS(1232, false)))
-	raw := func(name string, b []byte) { vs = append(vs, variant{name: name, network: "udp", req: b}) }
+	raw := func(name string, b []byte) { vs = append(vs, knotCase{name: name, network: "udp", req: b}) }
 	raw("raw/header only QDCOUNT 1", append([]byte(nil), good[:headerLen]...))
 	raw("raw/truncated question", append([]byte(nil), good[:len(good)-2]...))
 	raw("raw/truncated OPT", append([]byte(nil), withEdns[:len(withEdns)-3]...))
@@ -189,7 +189,7 @@ var deliberate = map[string]struct{ reason, rcode string }{
 		"learns its mistake at once; Knot drops the request", "FORMERR"},
 }
 
-// TestDifferentialKnot sends every variant to spdu-haproxy and to Knot DNS
+// TestDifferentialKnot sends every knotCase to spdu-haproxy and to Knot DNS
 // serving the same zone and compares rcode, AA, TC, RD, CD, the question as
 // echoed, every section's RRsets (names case-folded, SOA serial ignored),
 // the presence of OPT and the NSID.
@@ -229,7 +229,7 @@ func TestDifferentialKnot(t *testing.T) {
 				t.Errorf("reply differs from Knot's (-knot +ours):\n%s", diff)
 			}
 			// Issue 4: answers as small as Knot's. Knot sends no COOKIE
-			// (its cookies module is off), so that variant is exempt.
+			// (its cookies module is off), so that knotCase is exempt.
 			if v.name != "edns/client cookie" && len(gotBytes) > len(knotBytes) {
 				t.Errorf("reply is %d bytes; Knot's is %d", len(gotBytes), len(knotBytes))
 			}

@@ -6,10 +6,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// lookup chooses the reply to q from snap (RFC 1034 section 4.3.2, RFC 2308
-// sections 2.1 and 2.2). It is pure and never touches the wire; the caller
-// guarantees q.Qclass is IN. The returned slices are shared with snap and
-// must not be modified.
+// lookup chooses the reply to q from snap in variant v (RFC 1034 section
+// 4.3.2, RFC 2308 sections 2.1 and 2.2). It is pure and never touches the
+// wire; the caller guarantees q.Qclass is IN and v is one of snap's
+// variants (nil while withdrawn). The returned slices are shared with snap
+// and must not be modified.
 //
 //   - outside the zone (the parent included): REFUSED;
 //   - in the zone while withdrawn: the configured withdraw rcode;
@@ -21,7 +22,7 @@ import (
 //   - a name that does not exist: NXDOMAIN with the SOA in authority.
 //
 // The AA bit is set on exactly the NOERROR and NXDOMAIN results.
-func lookup(snap *snapshot, q dns.Question) decision {
+func lookup(snap *snapshot, v *variant, q dns.Question) decision {
 	z := snap.zone
 	name := strings.ToLower(q.Name) // allocates only for upper-case input
 	if !z.inZone(name) {
@@ -30,14 +31,13 @@ func lookup(snap *snapshot, q dns.Question) decision {
 	if !snap.serving {
 		return decision{rcode: z.withdraw}
 	}
-	n, ok := z.nodes[name]
-	if !ok {
+	if _, ok := z.nodes[name]; !ok {
 		return decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}
 	}
-	if rrs := snap.rrset(name, n, q.Qtype); len(rrs) > 0 {
+	if rrs, isNS := snap.rrset(v, name, q.Qtype); len(rrs) > 0 {
 		d := decision{answer: rrs, rcode: dns.RcodeSuccess, aa: true}
-		if len(n.ns) > 0 && &rrs[0] == &n.ns[0] {
-			d.additional = z.glue
+		if isNS {
+			d.additional = v.glue
 		}
 		return d
 	}

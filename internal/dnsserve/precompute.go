@@ -32,31 +32,36 @@ type wireZone struct {
 	refused  wireAnswer // out of zone
 }
 
-// wireNode holds one owner name's answers. Types other than those listed
-// get nodata.
+// wireNode holds one owner name's answers. The types whose answers depend
+// on the variant (A, AAAA, ANY, and NS for its glue) have one answer per
+// snapshot variant, by variant index (equal variants share one); SOA and
+// the NODATA of every other type are the same in all. Types other than
+// those listed get nodata.
 type wireNode struct {
-	a, ns, soa, aaaa, any, nodata *wireAnswer
+	a, aaaa, any, ns []*wireAnswer
+	soa, nodata      *wireAnswer
 }
 
-// answer returns n's answer to qtype.
-func (n *wireNode) answer(qtype uint16) *wireAnswer {
+// answer returns n's answer to qtype in variant vi.
+func (n *wireNode) answer(qtype uint16, vi int) *wireAnswer {
 	switch qtype {
 	case dns.TypeA:
-		return n.a
+		return n.a[vi]
 	case dns.TypeNS:
-		return n.ns
+		return n.ns[vi]
 	case dns.TypeSOA:
 		return n.soa
 	case dns.TypeAAAA:
-		return n.aaaa
+		return n.aaaa[vi]
 	case dns.TypeANY:
-		return n.any
+		return n.any[vi]
 	}
 	return n.nodata
 }
 
 // buildWire precomputes every answer of snap with lookup, so the fast path
-// answers exactly what the slow path would.
+// answers exactly what the slow path would. Each distinct variant is
+// packed once.
 func buildWire(snap *snapshot) (*wireZone, error) {
 	z := snap.zone
 	apex := make([]byte, maxNameLen)
@@ -75,6 +80,7 @@ func buildWire(snap *snapshot) (*wireZone, error) {
 	if w.nxdomain, err = packAnswer(z.origin, decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}); err != nil {
 		return nil, err
 	}
+	nv := len(snap.variants)
 	w.nodes = make(map[string]*wireNode, len(z.nodes))
 	for name := range z.nodes {
 		key := make([]byte, maxNameLen)
@@ -82,20 +88,33 @@ func buildWire(snap *snapshot) (*wireZone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pack owner %s: %w", name, err)
 		}
-		node := &wireNode{}
-		for _, t := range []struct {
-			qtype uint16
-			dst   **wireAnswer
-		}{
-			{dns.TypeA, &node.a}, {dns.TypeNS, &node.ns}, {dns.TypeSOA, &node.soa},
-			{dns.TypeAAAA, &node.aaaa}, {dns.TypeANY, &node.any}, {dns.TypeTXT, &node.nodata},
-		} {
-			wa, err := packAnswer(name, lookup(snap, dns.Question{Name: name, Qtype: t.qtype, Qclass: dns.ClassINET}))
-			if err != nil {
-				return nil, err
-			}
+		node := &wireNode{a: make([]*wireAnswer, nv), aaaa: make([]*wireAnswer, nv), any: make([]*wireAnswer, nv), ns: make([]*wireAnswer, nv)}
+		pack := func(v *variant, qtype uint16) (*wireAnswer, error) {
+			wa, err := packAnswer(name, lookup(snap, v, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}))
 			wa.ptrs = nil // the question always has the owner's length
-			*t.dst = &wa
+			return &wa, err
+		}
+		if node.soa, err = pack(snap.variants[0], dns.TypeSOA); err != nil {
+			return nil, err
+		}
+		if node.nodata, err = pack(snap.variants[0], dns.TypeTXT); err != nil {
+			return nil, err
+		}
+		done := make(map[*variant]int, nv) // variant -> the index packed for it
+		for vi, v := range snap.variants {
+			if first, ok := done[v]; ok {
+				node.a[vi], node.aaaa[vi], node.any[vi], node.ns[vi] = node.a[first], node.aaaa[first], node.any[first], node.ns[first]
+				continue
+			}
+			done[v] = vi
+			for _, t := range []struct {
+				qtype uint16
+				dst   []*wireAnswer
+			}{{dns.TypeA, node.a}, {dns.TypeAAAA, node.aaaa}, {dns.TypeANY, node.any}, {dns.TypeNS, node.ns}} {
+				if t.dst[vi], err = pack(v, t.qtype); err != nil {
+					return nil, err
+				}
+			}
 		}
 		w.nodes[string(key[:kn])] = node
 	}

@@ -32,14 +32,15 @@ func (s *Server) respond(out, msg []byte, from netip.AddrPort, tcp bool) (reply 
 		}
 	}()
 	snap := s.snap.Load()
-	if n := len(snap.alts); n > 1 {
-		snap = snap.alts[rand.IntN(n)] // runtime-local ChaCha8: no lock, no allocation
+	vi := 0
+	if n := len(snap.variants); n > 1 {
+		vi = rand.IntN(n) // runtime-local ChaCha8: no lock, no allocation
 	}
 	var q fastQuery
 	if parseFast(msg, &q) {
-		reply = s.respondFast(out, msg, &q, snap, from, tcp)
+		reply = s.respondFast(out, msg, &q, snap, vi, from, tcp)
 	} else {
-		reply = s.respondSlow(out, msg, snap, from, tcp)
+		reply = s.respondSlow(out, msg, snap, vi, from, tcp)
 	}
 	if reply != nil {
 		s.queries.count(reply, from, tcp)
@@ -52,42 +53,6 @@ func (s *Server) respond(out, msg []byte, from netip.AddrPort, tcp bool) (reply 
 
 // rcodeServFail is SERVFAIL (RFC 1035 section 4.1.1).
 const rcodeServFail = 2
-
-// respondFast answers q from snap's precomputed wire answers.
-func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, from netip.AddrPort, tcp bool) []byte {
-	w := snap.wire
-	lname := q.lname[:q.lnameLen]
-	var wa *wireAnswer
-	if node := w.nodes[string(lname)]; node != nil {
-		wa = node.answer(q.qtype)
-	} else if !inZoneWire(lname, w.apex) {
-		wa = &w.refused
-	} else if !snap.serving {
-		wa = &w.inZone
-	} else {
-		wa = &w.nxdomain
-	}
-
-	out = append(out[:0], msg[:headerLen]...)
-	flags := flagQR | binary.BigEndian.Uint16(msg[2:])&(flagRD|flagCD) | wa.flags
-	binary.BigEndian.PutUint16(out[2:], flags)
-	binary.BigEndian.PutUint16(out[6:], wa.an)
-	binary.BigEndian.PutUint16(out[8:], wa.ns)
-	binary.BigEndian.PutUint16(out[10:], wa.ar)
-	out = append(out, msg[headerLen:q.qend]...)
-	base := len(out)
-	out = append(out, wa.body...)
-	if len(wa.ptrs) > 0 {
-		// The template question was the apex; this one is longer by delta
-		// bytes, so everything it points to moved by delta.
-		delta := uint16(q.lnameLen - len(w.apex))
-		for _, p := range wa.ptrs {
-			ptr := binary.BigEndian.Uint16(out[base+p:])
-			binary.BigEndian.PutUint16(out[base+p:], ptr+delta)
-		}
-	}
-	return s.finish(out, q.qend, &q.edns, 0, from, tcp)
-}
 
 // finish completes a reply whose header, question (ending at qend) and
 // sections are in out: it applies rate limiting to UDP, appends the OPT

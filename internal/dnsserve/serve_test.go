@@ -163,14 +163,14 @@ func TestServeWithdrawn(t *testing.T) {
 			t.Run("withdrawn", func(t *testing.T) { runAnswerCases(t, udp, tcp, cases) })
 
 			// The same server answers once serving, and withdraws again.
-			s.SetServing(true)
+			s.setServing(true)
 			t.Run("serving", func(t *testing.T) {
 				runAnswerCases(t, udp, tcp, []answerCase{
 					{"api A", fqdn("api"), dns.TypeA, noerror(rrA("api", "192.0.2.10"), rrA("api", "192.0.2.11"))},
 					{"nope A", fqdn("nope"), dns.TypeA, nxdomain()},
 				})
 			})
-			s.SetServing(false)
+			s.setServing(false)
 			t.Run("withdrawn again", func(t *testing.T) {
 				runAnswerCases(t, udp, tcp, []answerCase{
 					{"api A", fqdn("api"), dns.TypeA, summary{Rcode: dns.RcodeToString[withdraw]}},

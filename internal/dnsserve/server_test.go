@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,10 +14,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// fakeClock is a settable clock for SOA serials.
-type fakeClock struct{ t time.Time }
+// fakeClock is a settable clock; the query path reads it concurrently.
+type fakeClock struct{ unix atomic.Int64 }
 
-func (c *fakeClock) now() time.Time { return c.t }
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.set(t)
+	return c
+}
+
+func (c *fakeClock) set(t time.Time) { c.unix.Store(t.Unix()) }
+func (c *fakeClock) now() time.Time  { return time.Unix(c.unix.Load(), 0) }
 
 // servedSerial asks addr for the apex SOA and returns its serial.
 func servedSerial(t *testing.T, udp string) uint32 {
@@ -29,7 +37,9 @@ func servedSerial(t *testing.T, udp string) uint32 {
 }
 
 func TestSetServingSerial(t *testing.T) {
-	s, udp, _ := startServer(t, testConfig(), false)
+	// A clock behind the serial: each change is prev+1.
+	clock := newFakeClock(time.Now().Add(-1000 * time.Second))
+	s, udp, _ := startServer(t, testConfig(), false, func(s *Server) { s.clock = clock.now })
 	if s.Serving() {
 		t.Fatal("Serving() = true after New; want false")
 	}
@@ -37,10 +47,7 @@ func TestSetServingSerial(t *testing.T) {
 	if now := uint32(time.Now().Unix()); start > now || now-start > 60 {
 		t.Fatalf("initial Serial() = %d; want about the current Unix time %d", start, now)
 	}
-
-	// A clock behind the serial: each change is prev+1.
-	clock := &fakeClock{t: time.Unix(int64(start)-1000, 0)}
-	s.now = clock.now // before any concurrent SetServing; Run never calls it
+	clock.set(time.Unix(int64(start)-1000, 0))
 
 	steps := []struct {
 		name        string
@@ -59,9 +66,9 @@ func TestSetServingSerial(t *testing.T) {
 	}
 	for _, st := range steps {
 		if !st.clock.IsZero() {
-			clock.t = st.clock
+			clock.set(st.clock)
 		}
-		s.SetServing(st.serving)
+		s.setServing(st.serving)
 		if got := s.Serving(); got != st.wantServing {
 			t.Errorf("%s: Serving() = %t; want %t", st.name, got, st.wantServing)
 		}
@@ -122,7 +129,7 @@ func TestServeConcurrentStateChanges(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				s.SetServing(i%2 == 0)
+				s.setServing(i%2 == 0)
 			}
 		}
 	})
@@ -154,12 +161,14 @@ func TestServeConcurrentStateChanges(t *testing.T) {
 }
 
 func TestRunStopsOnCancel(t *testing.T) {
-	s, err := New(zerolog.Nop(), testConfig())
+	cfg := testConfig()
+	cfg.Listen = []string{"127.0.0.1:0", "127.0.0.1:0"}
+	s, err := New(zerolog.Nop(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetServing(true)
-	if err := s.Listen([]string{"127.0.0.1:0", "127.0.0.1:0"}); err != nil {
+	s.setServing(true)
+	if err := s.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	udps, tcps := s.Addrs()
@@ -215,30 +224,36 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
-func TestListenAndRunErrors(t *testing.T) {
-	newServer := func(t *testing.T) *Server {
-		s, err := New(zerolog.Nop(), testConfig())
+func TestBindAndRunErrors(t *testing.T) {
+	newServer := func(t *testing.T, listen ...string) *Server {
+		cfg := testConfig()
+		if listen != nil {
+			cfg.Listen = listen
+		}
+		s, err := New(zerolog.Nop(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 
-	t.Run("Run before Listen", func(t *testing.T) {
+	t.Run("Run before Bind", func(t *testing.T) {
 		err := newServer(t).Run(context.Background())
-		if err == nil || !strings.Contains(err.Error(), "before Listen") {
-			t.Errorf("Run() = %v; want a before-Listen error", err)
+		if err == nil || !strings.Contains(err.Error(), "before Bind") {
+			t.Errorf("Run() = %v; want a before-Bind error", err)
 		}
 	})
 	t.Run("no address", func(t *testing.T) {
-		if err := newServer(t).Listen(nil); err == nil {
-			t.Error("Listen(nil) = nil; want an error")
+		cfg := testConfig()
+		cfg.Listen = nil
+		if _, err := New(zerolog.Nop(), cfg); err == nil || !strings.Contains(err.Error(), "Listen") {
+			t.Errorf("New without Listen = %v; want an error naming Listen", err)
 		}
 	})
 	t.Run("malformed address", func(t *testing.T) {
-		err := newServer(t).Listen([]string{"127.0.0.1"})
+		err := newServer(t, "127.0.0.1").Bind()
 		if err == nil || !strings.Contains(err.Error(), "listen 127.0.0.1:") {
-			t.Errorf("Listen() = %v; want an error naming 127.0.0.1", err)
+			t.Errorf("Bind() = %v; want an error naming 127.0.0.1", err)
 		}
 	})
 	t.Run("TCP port taken releases the UDP socket", func(t *testing.T) {
@@ -249,33 +264,36 @@ func TestListenAndRunErrors(t *testing.T) {
 		defer taken.Close()
 		addr := taken.Addr().String()
 
-		s := newServer(t)
-		err = s.Listen([]string{"127.0.0.1:0", addr})
+		s := newServer(t, "127.0.0.1:0", addr)
+		err = s.Bind()
 		if err == nil || !strings.Contains(err.Error(), "listen "+addr+": tcp:") {
-			t.Fatalf("Listen() = %v; want a TCP error naming %s", err, addr)
+			t.Fatalf("Bind() = %v; want a TCP error naming %s", err, addr)
 		}
 		if u, tc := s.Addrs(); len(u) != 0 || len(tc) != 0 {
-			t.Errorf("Addrs() after failed Listen = %v, %v; want none", u, tc)
+			t.Errorf("Addrs() after failed Bind = %v, %v; want none", u, tc)
 		}
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			t.Fatalf("UDP %s still bound after failed Listen: %v", addr, err)
+			t.Fatalf("UDP %s still bound after failed Bind: %v", addr, err)
 		}
 		pc.Close()
 	})
-	t.Run("Listen twice", func(t *testing.T) {
+	t.Run("Bind twice, Close", func(t *testing.T) {
 		s := newServer(t)
-		if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+		if err := s.Bind(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Listen([]string{"127.0.0.1:0"}); err == nil {
-			t.Error("second Listen() = nil; want an error")
+		if err := s.Bind(); err == nil {
+			t.Error("second Bind() = nil; want an error")
 		}
-		// Release the sockets through the documented path.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if err := s.Run(ctx); err != nil {
-			t.Errorf("Run(cancelled) = %v; want nil", err)
+		u, _ := s.Addrs()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
+		pc, err := net.ListenPacket("udp", u[0].String())
+		if err != nil {
+			t.Fatalf("UDP %s still bound after Close: %v", u[0], err)
+		}
+		pc.Close()
 	})
 }

@@ -24,8 +24,8 @@ func TestUDPSocketsShareThePort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetServing(true)
-	if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+	s.setServing(true)
+	if err := s.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	b := s.bindings[0]
@@ -89,9 +89,9 @@ func TestUDPServerAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SetServing(true)
+		s.setServing(true)
 		s.batchUDP = batched
-		if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+		if err := s.Bind(); err != nil {
 			t.Fatal(err)
 		}
 		u, _ := s.Addrs()

@@ -29,9 +29,9 @@ func BenchmarkUDPServer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s.SetServing(true)
+			s.setServing(true)
 			s.batchUDP = batched
-			if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+			if err := s.Bind(); err != nil {
 				b.Fatal(err)
 			}
 			u, _ := s.Addrs()

@@ -22,8 +22,8 @@ import (
 func TestDNSAbused(t *testing.T) {
 	// Not parallel: it loads the machine on purpose, and the fault
 	// tests beside it assert answer latencies.
-	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	s := startSite(t, testenv.SiteOpts{}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	good := new(dns.Msg)
 	good.SetQuestion("api.pool.domain.tld.", dns.TypeA)
 	good.SetEdns0(1232, true)
@@ -72,14 +72,14 @@ func TestDNSAbused(t *testing.T) {
 			continue
 		}
 		udp.Write(packet()) //nolint:errcheck // abuse; replies are not read
-		if i%1000 == 999 && Rcode(s.DNSAddr) != dns.RcodeSuccess {
+		if i%1000 == 999 && testenv.Rcode(s.DNSAddr) != dns.RcodeSuccess {
 			// Sent packets may be dropped under the flood, never the server.
-			testenv.Eventually(t, 2*time.Second, "still answering during the flood", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+			testenv.Eventually(t, 2*time.Second, "still answering during the flood", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 		}
 	}
 	t.Logf("%d abusive packets sent in %s", total, time.Since(start).Round(time.Millisecond))
 	testenv.Eventually(t, 5*time.Second, "answers correctly after the flood", func() bool {
-		rc, addrs, _ := Query(s.DNSAddr, time.Second)
+		rc, addrs, _ := testenv.Query(s.DNSAddr, time.Second)
 		return rc == dns.RcodeSuccess && len(addrs) == 1 && addrs[0] == "127.0.0.1"
 	})
 	select {
@@ -103,9 +103,9 @@ const abusePace = 200 * time.Millisecond
 func TestAgentPortAbused(t *testing.T) {
 	// Not parallel: it loads the machine on purpose, and the fault
 	// tests beside it assert answer latencies.
-	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
-	agent := agentAddrOf(t, s)
+	s := startSite(t, testenv.SiteOpts{}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	agent := s.AgentAddr
 	before := rssKB(t, s.Daemon.Pid())
 
 	stop := make(chan struct{})

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,15 +22,11 @@ func TestDrainStateUnwritable(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the daemon as nobody and so must run as root (CI does)")
 	}
-	s := StartSite(t, siteOn(t, "127.0.0.1"), true)
+	s := startSite(t, testenv.SiteOpts{}, true)
 	if err := os.Chmod(s.HAProxy.Socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "spdu-drainfail-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testenv.TempDir(t)
 	ctlDir, stateDir := filepath.Join(dir, "run"), filepath.Join(dir, "state")
 	for _, d := range []string{ctlDir, stateDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -57,21 +52,20 @@ func TestDrainStateUnwritable(t *testing.T) {
 		t.Fatal(err)
 	}
 	startDaemonAs(t, cfgPath, 65534)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 
-	out, err := exec.Command(daemonBinary, "drain", "-config", cfgPath, "-reason", "disk test").CombinedOutput()
-	if err == nil {
+	code, out := testenv.RunBinary(t, "drain", "-config", cfgPath, "-reason", "disk test")
+	if code == 0 {
 		t.Errorf("drain with an unwritable state file exited 0: %s", out)
 	}
-	if !strings.Contains(string(out), "permission denied") {
+	if !strings.Contains(out, "permission denied") {
 		t.Errorf("drain output does not report the state file error: %s", out)
 	}
-	if rc := Rcode(s.DNSAddr); rc != dns.RcodeRefused {
+	if rc := testenv.Rcode(s.DNSAddr); rc != dns.RcodeRefused {
 		t.Errorf("rcode %d after the drain, want REFUSED: a failed save must still withdraw", rc)
 	}
-	st, err := exec.Command(daemonBinary, "status", "-config", cfgPath).CombinedOutput()
-	if err != nil || !strings.Contains(string(st), "disk test") {
-		t.Errorf("status after the failed save: %v\n%s", err, st)
+	if code, st := testenv.RunBinary(t, "status", "-config", cfgPath); code != 0 || !strings.Contains(st, "disk test") {
+		t.Errorf("status after the failed save: exit %d\n%s", code, st)
 	}
-	t.Logf("drain with an unwritable state file: %s", strings.TrimSpace(string(out)))
+	t.Logf("drain with an unwritable state file: %s", strings.TrimSpace(out))
 }

@@ -102,7 +102,7 @@ func startClient(resolver string, httpPort int) *client {
 				return
 			case <-tick.C:
 			}
-			rc, addrs, _ := Query(c.resolver, 2*time.Second)
+			rc, addrs, _ := testenv.Query(c.resolver, 2*time.Second)
 			s := sample{at: time.Now(), addrs: addrs}
 			if rc == dns.RcodeSuccess && len(addrs) > 0 {
 				resp, err := hc.Get(fmt.Sprintf("http://%s:%d/", addrs[0], c.port))
@@ -158,22 +158,28 @@ func failures(ss []sample) int {
 
 // twoSites starts alpha on 127.0.0.2 and beta on 127.0.0.3 with the same
 // ports, each the other's backup, and unbound in front.
-func twoSites(t *testing.T) (alpha, beta *Site, resolver string) {
+func twoSites(t *testing.T) (alpha, beta *site, resolver string, httpPort int) {
 	t.Helper()
-	dnsPort, httpPort, backupPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
-	alpha = StartSite(t, SiteOpts{Name: "alpha", IP: "127.0.0.2", DNSPort: dnsPort, HTTPPort: httpPort, BackupPort: backupPort, PeerIP: "127.0.0.3"}, false)
-	beta = StartSite(t, SiteOpts{Name: "beta", IP: "127.0.0.3", DNSPort: dnsPort, HTTPPort: httpPort, BackupPort: backupPort, PeerIP: "127.0.0.2"}, false)
-	for _, s := range []*Site{alpha, beta} {
-		testenv.Eventually(t, 10*time.Second, s.Opts.Name+" served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	dnsPort, backupPort := testenv.FreePort(t), testenv.FreePort(t)
+	httpPort = testenv.FreePort(t)
+	one := func(name, ip, peer string) *site {
+		return startSite(t, testenv.SiteOpts{IP: ip,
+			HAProxy: testenv.SiteHAProxy{Frontend: fmt.Sprintf("%s:%d", ip, httpPort),
+				Backup: fmt.Sprintf("%s:%d", peer, backupPort), ListenBackup: fmt.Sprintf("%s:%d", ip, backupPort)},
+			Daemon: testenv.DaemonConfig{Site: name, DNSListen: []string{fmt.Sprintf("%s:%d", ip, dnsPort)}, API: []string{ip}}}, false)
+	}
+	alpha, beta = one("alpha", "127.0.0.2", "127.0.0.3"), one("beta", "127.0.0.3", "127.0.0.2")
+	for _, s := range []*site{alpha, beta} {
+		testenv.Eventually(t, 10*time.Second, s.Name+" served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	}
 	uport := testenv.FreePort(t)
 	resolver = fmt.Sprintf("127.0.0.1:%d", uport)
 	startUnbound(t, uport, fmt.Sprintf("127.0.0.2@%d", dnsPort), fmt.Sprintf("127.0.0.3@%d", dnsPort))
 	testenv.Eventually(t, 10*time.Second, "unbound resolves", func() bool {
-		rc, _, _ := Query(resolver, time.Second)
+		rc, _, _ := testenv.Query(resolver, time.Second)
 		return rc == dns.RcodeSuccess
 	})
-	return alpha, beta, resolver
+	return alpha, beta, resolver, httpPort
 }
 
 // TestFailoverBehindResolver: two sites behind a real recursive resolver.
@@ -190,8 +196,8 @@ func TestFailoverBehindResolver(t *testing.T) {
 			name = "whole-site"
 		}
 		t.Run(name, func(t *testing.T) {
-			a, b, resolver := twoSites(t)
-			c := startClient(resolver, a.Opts.HTTPPort)
+			a, b, resolver, httpPort := twoSites(t)
+			c := startClient(resolver, httpPort)
 			defer c.Stop()
 			// The victim is whichever site the resolver hands out now, so
 			// the test never waits on the resolver's choice of nameserver.
@@ -205,10 +211,10 @@ func TestFailoverBehindResolver(t *testing.T) {
 				return true
 			})
 			v := a
-			if first[0] == b.Opts.IP {
+			if first[0] == b.IP {
 				v = b
 			}
-			victim := v.Opts.IP
+			victim := v.IP
 
 			kill := time.Now()
 			if whole {
@@ -243,13 +249,13 @@ func TestFailoverBehindResolver(t *testing.T) {
 			restore := time.Now()
 			if whole {
 				v.HAProxy.Restart(t)
-				v.Daemon = StartDaemon(t, v.CfgPath)
+				v.Daemon = startDaemon(t, v.CfgPath)
 			} else {
 				for _, be := range v.Backends {
 					be.Start(t)
 				}
 			}
-			served := testenv.Eventually(t, 5*time.Second, "the victim's nameserver serves again", func() bool { return Rcode(v.DNSAddr) == dns.RcodeSuccess })
+			served := testenv.Eventually(t, 5*time.Second, "the victim's nameserver serves again", func() bool { return testenv.Rcode(v.DNSAddr) == dns.RcodeSuccess })
 			// Whether the resolver asks the victim again is its own choice:
 			// unbound picks among nameservers at random within an RTT band
 			// at each cache expiry, and shuns one that timed out for up to

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,28 +13,17 @@ import (
 	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
-// The daemons in these tests poll every 100 ms with stale_after 500 ms,
-// rise 2 and fall 2 (see WriteDaemonConfig).
-const (
-	poll       = 100 * time.Millisecond
-	staleAfter = 500 * time.Millisecond
-)
-
-func siteOn(t *testing.T, ip string) SiteOpts {
-	return SiteOpts{Name: "alpha", IP: ip, DNSPort: testenv.FreePort(t), HTTPPort: testenv.FreePort(t), BackupPort: testenv.FreePort(t)}
-}
-
 // TestHAProxyKilledAndRestarted: fault 1.
 func TestHAProxyKilledAndRestarted(t *testing.T) {
 	t.Parallel()
-	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	s := startSite(t, testenv.SiteOpts{}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	s.HAProxy.Kill()
 	limit := staleAfter + poll + 300*time.Millisecond
-	took := testenv.Eventually(t, limit, "withdrawn after HAProxy is killed", func() bool { return Rcode(s.DNSAddr) == dns.RcodeRefused })
+	took := testenv.Eventually(t, limit, "withdrawn after HAProxy is killed", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeRefused })
 	t.Logf("HAProxy killed -> REFUSED after %s (bound %s)", took, limit)
 	s.HAProxy.Restart(t)
-	took = testenv.Eventually(t, 5*time.Second, "served again after restart", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	took = testenv.Eventually(t, 5*time.Second, "served again after restart", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	t.Logf("HAProxy restarted -> served after %s, with no daemon restart", took)
 }
 
@@ -46,8 +33,8 @@ func TestHAProxyKilledAndRestarted(t *testing.T) {
 // promptly throughout.
 func TestHAProxyFrozen(t *testing.T) {
 	t.Parallel()
-	s := StartSite(t, siteOn(t, "127.0.0.1"), false)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	s := startSite(t, testenv.SiteOpts{}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	if err := s.HAProxy.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -56,20 +43,20 @@ func TestHAProxyFrozen(t *testing.T) {
 	var worst time.Duration
 	limit := staleAfter + poll + 300*time.Millisecond
 	took := testenv.Eventually(t, limit, "withdrawn while HAProxy is frozen", func() bool {
-		rc, _, d := Query(s.DNSAddr, time.Second)
+		rc, _, d := testenv.Query(s.DNSAddr, time.Second)
 		worst = max(worst, d)
 		return rc == dns.RcodeRefused
 	})
 	// Keep asking for another two stale periods: every answer prompt.
 	for time.Since(frozen) < 3*staleAfter {
-		rc, _, d := Query(s.DNSAddr, time.Second)
+		rc, _, d := testenv.Query(s.DNSAddr, time.Second)
 		worst = max(worst, d)
 		if rc != dns.RcodeRefused {
 			t.Fatalf("rcode %d while frozen, want REFUSED", rc)
 		}
 	}
 	agentStart := time.Now()
-	reply := agentAsk(t, agentAddrOf(t, s), "api/s1")
+	reply := testenv.AgentAsk(s.AgentAddr, "api/s1")
 	agentTook := time.Since(agentStart)
 	if worst > 100*time.Millisecond || agentTook > 100*time.Millisecond {
 		t.Errorf("slowest DNS answer %s, agent reply %s while HAProxy frozen; want both under 100ms", worst, agentTook)
@@ -81,7 +68,7 @@ func TestHAProxyFrozen(t *testing.T) {
 	if err := s.HAProxy.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	took = testenv.Eventually(t, 40*time.Second, "served again after SIGCONT", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	took = testenv.Eventually(t, 40*time.Second, "served again after SIGCONT", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	t.Logf("SIGCONT -> served after %s", took)
 }
 
@@ -90,21 +77,20 @@ func TestHAProxyFrozen(t *testing.T) {
 // the socket appears.
 func TestSocketMissingAtStart(t *testing.T) {
 	t.Parallel()
-	o := siteOn(t, "127.0.0.1")
-	s := StartSite(t, o, true)
+	s := startSite(t, testenv.SiteOpts{}, true)
 	s.HAProxy.Kill()
 	if err := os.Remove(s.HAProxy.Socket); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	d := StartDaemon(t, s.CfgPath)
-	testenv.Eventually(t, 10*time.Second, "daemon answers", func() bool { return Rcode(s.DNSAddr) == dns.RcodeRefused })
+	d := startDaemon(t, s.CfgPath)
+	testenv.Eventually(t, 10*time.Second, "daemon answers", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeRefused })
 	testenv.Eventually(t, 5*time.Second, "the poll failure is logged", func() bool {
 		return strings.Contains(d.Output(), "runtime API poll failed")
 	})
 	// Ten more poll intervals of failing polls: still one log line.
 	deadline := time.Now().Add(10 * poll)
 	for time.Now().Before(deadline) {
-		if Rcode(s.DNSAddr) != dns.RcodeRefused {
+		if testenv.Rcode(s.DNSAddr) != dns.RcodeRefused {
 			t.Fatal("served without HAProxy")
 		}
 	}
@@ -115,7 +101,7 @@ func TestSocketMissingAtStart(t *testing.T) {
 		t.Errorf("log does not say why:\n%s", d.Output())
 	}
 	s.HAProxy.Restart(t)
-	took := testenv.Eventually(t, 5*time.Second, "served once the socket appears", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	took := testenv.Eventually(t, 5*time.Second, "served once the socket appears", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	t.Logf("socket appeared -> served after %s", took)
 }
 
@@ -127,20 +113,11 @@ func TestSocketPermissionDenied(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test runs the daemon as nobody and so must run as root (CI does)")
 	}
-	o := siteOn(t, "127.0.0.1")
-	s := StartSite(t, o, true)
+	s := startSite(t, testenv.SiteOpts{}, true)
 	// nobody must read the config (root-owned, not group/world writable)
-	// and reach the socket's directory.
-	cfgDir, err := os.MkdirTemp("", "spdu-e2e-cfg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(cfgDir) })
-	text, err := os.ReadFile(s.CfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The control socket and state file go to a directory nobody owns.
+	// and reach the socket's directory; the control socket and state file
+	// go to a directory nobody owns.
+	cfgDir := testenv.TempDir(t)
 	stateDir := filepath.Join(cfgDir, "state")
 	if err := os.Mkdir(stateDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -148,9 +125,10 @@ func TestSocketPermissionDenied(t *testing.T) {
 	if err := os.Chown(stateDir, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	text = controlPaths.ReplaceAll(text, []byte(`${1} = "`+stateDir+`/${2}"`))
+	c := s.Config
+	c.Dir = stateDir
 	cfgPath := filepath.Join(cfgDir, "alpha.toml")
-	if err := os.WriteFile(cfgPath, text, 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(c.Text(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{s.HAProxy.Dir, cfgDir} {
@@ -160,25 +138,16 @@ func TestSocketPermissionDenied(t *testing.T) {
 	}
 	dd := startDaemonAs(t, cfgPath, 65534)
 	testenv.Eventually(t, 10*time.Second, "withdrawn with permission denied", func() bool {
-		return Rcode(s.DNSAddr) == dns.RcodeRefused && strings.Contains(dd.Output(), "permission denied")
+		return testenv.Rcode(s.DNSAddr) == dns.RcodeRefused && strings.Contains(dd.Output(), "permission denied")
 	})
 	if err := os.Chmod(s.HAProxy.Socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	took := testenv.Eventually(t, 5*time.Second, "served once the socket is accessible", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	took := testenv.Eventually(t, 5*time.Second, "served once the socket is accessible", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	t.Logf("socket made accessible -> served after %s", took)
 	if n := strings.Count(dd.Output(), "runtime API poll failed"); n != 1 {
 		t.Errorf("poll failure logged %d times, want once", n)
 	}
-}
-
-// controlPaths matches the control socket and state file lines of a daemon
-// config: $1 is the key, $2 the file name.
-var controlPaths = regexp.MustCompile(`(?m)^(socket|state_file) = ".*/(control\.sock|state\.json)"`)
-
-func startDaemonAs(t *testing.T, cfgPath string, uid uint32) *Daemon {
-	t.Helper()
-	return startDaemon(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}, cfgPath)
 }
 
 // TestFlapping: fault 4. One backend goes up and down every 500 ms for 30 s
@@ -189,10 +158,8 @@ func startDaemonAs(t *testing.T, cfgPath string, uid uint32) *Daemon {
 // each flap.
 func TestFlapping(t *testing.T) {
 	t.Parallel()
-	o := siteOn(t, "127.0.0.1")
-	o.MinUp = 5
-	s := StartSite(t, o, false)
-	testenv.Eventually(t, 10*time.Second, "served", func() bool { return Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	s := startSite(t, testenv.SiteOpts{Daemon: testenv.DaemonConfig{MinUp: 5}}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	const period = 500 * time.Millisecond
 	duration := 30 * time.Second
 	tick := time.NewTicker(period)
@@ -226,32 +193,4 @@ loop:
 		t.Errorf("%d state changes for %d flaps, more than rise/fall allow (%d)", changes, flaps, maxChanges)
 	}
 	t.Logf("flapping %s every %s: %d flaps, %d site state changes (bound %d)", duration, period, flaps, changes, maxChanges)
-}
-
-// agentAddrOf reads the agent listen address from the site's config.
-func agentAddrOf(t *testing.T, s *Site) string {
-	t.Helper()
-	b, err := os.ReadFile(s.CfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, _ := strings.Cut(string(b), "[agent]\nlisten = \"")
-	addr, _, _ := strings.Cut(rest, "\"")
-	return addr
-}
-
-func agentAsk(t *testing.T, addr, line string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second)) //nolint:errcheck // the read fails otherwise
-	if _, err := c.Write([]byte(line + "\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 256)
-	n, _ := c.Read(buf)
-	return strings.TrimSuffix(string(buf[:n]), "\n")
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/spdu/spdu-haproxy/internal/listener"
 )
 
 // ReplyFunc returns the agent reply line, WITHOUT the trailing newline, for
@@ -37,21 +39,36 @@ const DefaultAgentReadTimeout = time.Second
 // connection).
 const MaxAgentConns = 256
 
+// AgentConfig is what the agent server needs from the configuration.
+type AgentConfig struct {
+	// Listen is the TCP "host:port" HAProxy's agent-check connects to
+	// (agent.listen; port 0 picks one).
+	Listen string
+	// ReadTimeout bounds reading the request and writing the reply on one
+	// connection (agent.read_timeout); 0 means DefaultAgentReadTimeout.
+	// Keep it below the servers' agent-inter.
+	ReadTimeout time.Duration
+}
+
 // AgentServer answers HAProxy agent checks (configuration manual §5.2
 // "agent-check", "agent-send", "agent-inter") over TCP: per connection it
 // reads one request line, such as "api/s1\n" (the server's agent-send must
 // end in "\n"), writes one reply line and closes. Requests it cannot parse
-// get AgentNoChange.
+// get AgentNoChange. Its lifecycle is the daemon's: NewAgentServer binds
+// nothing, Bind binds (Close releases a listener Run never served), Run
+// serves and waits for its connections, Prepare and Apply reload.
 type AgentServer struct {
 	logger      zerolog.Logger
 	reply       ReplyFunc
-	readTimeout atomic.Int64 // nanoseconds; SetReadTimeout changes it
+	slot        *listener.Slot
+	listen      string       // AgentConfig.Listen as bound or last applied
+	readTimeout atomic.Int64 // nanoseconds; Apply changes it
 	// sem holds one token per connection goroutine, including cut ones
 	// still exiting: at most 2*MaxAgentConns, which bounds memory.
 	sem chan struct{}
+	wg  sync.WaitGroup // connection goroutines
 
 	mu sync.Mutex
-	ln net.Listener // set by Listen
 	// open lists the connections being served, oldest first; guarded by
 	// mu. A connection cut to make room is removed from it.
 	open    list.List
@@ -60,87 +77,96 @@ type AgentServer struct {
 	lastLog time.Time // of the last "cut" warning; guarded by mu
 }
 
-// NewAgentServer returns an AgentServer that answers with reply. readTimeout
-// bounds reading the request and writing the reply on each connection
-// (DefaultAgentReadTimeout if 0); keep it below the server's agent-inter.
-func NewAgentServer(logger zerolog.Logger, reply ReplyFunc, readTimeout time.Duration) *AgentServer {
-	if readTimeout <= 0 {
-		readTimeout = DefaultAgentReadTimeout
-	}
+// NewAgentServer returns an AgentServer for cfg that answers with reply. It
+// binds nothing.
+func NewAgentServer(logger zerolog.Logger, reply ReplyFunc, cfg AgentConfig) *AgentServer {
+	logger = logger.With().Str("component", "agent").Logger()
 	a := &AgentServer{
 		logger:  logger,
 		reply:   reply,
+		slot:    listener.New("agent.listen", logger, listener.TCP),
+		listen:  cfg.Listen,
 		sem:     make(chan struct{}, 2*MaxAgentConns),
 		maxOpen: MaxAgentConns,
 	}
-	a.readTimeout.Store(int64(readTimeout))
+	a.readTimeout.Store(int64(readTimeoutOf(cfg)))
 	return a
 }
 
-// SetReadTimeout changes the per-connection read and write bound on a
-// configuration reload (agent.read_timeout); connections already open keep
-// the deadline they were given. Zero or less means DefaultAgentReadTimeout.
-func (a *AgentServer) SetReadTimeout(d time.Duration) {
-	if d <= 0 {
-		d = DefaultAgentReadTimeout
+func readTimeoutOf(cfg AgentConfig) time.Duration {
+	if cfg.ReadTimeout <= 0 {
+		return DefaultAgentReadTimeout
 	}
-	a.readTimeout.Store(int64(d))
+	return cfg.ReadTimeout
 }
 
-// Listen opens the TCP listener on addr (host:port; port 0 picks one).
-func (a *AgentServer) Listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("agent listen %s: %w", addr, err)
+// Bind opens the TCP listener on AgentConfig.Listen. The error names the
+// address.
+func (a *AgentServer) Bind() error {
+	if err := a.slot.Bind(a.listen); err != nil {
+		return fmt.Errorf("agent.listen: %w", err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ln != nil {
-		_ = ln.Close()
-		return fmt.Errorf("agent listen %s: already listening on %s", addr, a.ln.Addr())
-	}
-	a.ln = ln
 	return nil
 }
 
-// Addr returns the listening address, or nil before Listen.
-func (a *AgentServer) Addr() net.Addr {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ln == nil {
-		return nil
+// Close releases the listener of a server that never ran.
+func (a *AgentServer) Close() error { return a.slot.Close() }
+
+// Addr returns the listening address, or nil before Bind.
+func (a *AgentServer) Addr() net.Addr { return a.slot.Addr() }
+
+// AgentPlan is a prepared reload of the agent server, from Prepare.
+type AgentPlan struct {
+	cfg  AgentConfig
+	move *listener.Move
+}
+
+// Discard abandons the plan and releases what Prepare bound.
+func (p *AgentPlan) Discard() error { return p.move.Discard() }
+
+// Prepare readies cfg for Apply: a new Listen address is bound now (see
+// listener.Slot.Prepare for the one case that closes the old listener
+// first). On error nothing has changed; the error names the address.
+func (a *AgentServer) Prepare(cfg AgentConfig) (*AgentPlan, error) {
+	m, err := a.slot.Prepare(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("agent.listen: %w", err)
 	}
-	return a.ln.Addr()
+	return &AgentPlan{cfg: cfg, move: m}, nil
+}
+
+// Apply puts a prepared configuration in force: new connections get the
+// new read timeout (open ones keep theirs), and a moved listener serves
+// before the old one closes. It cannot fail.
+func (a *AgentServer) Apply(p *AgentPlan) {
+	a.readTimeout.Store(int64(readTimeoutOf(p.cfg)))
+	a.slot.Apply(p.move)
+	if p.move != nil {
+		a.logger.Info().Str("addr", p.cfg.Listen).Msg("agent listener moved")
+	}
+	a.listen = p.cfg.Listen
 }
 
 // Run serves connections until ctx is done, then closes the listener, cuts
 // the connections still open and returns once all their goroutines have
 // exited; it returns nil after ctx is done, or an error if accepting fails
-// for good. Listen must be called first; Run is called once.
+// for good. Bind must be called first; Run is called once.
 func (a *AgentServer) Run(ctx context.Context) error {
-	a.mu.Lock()
-	ln := a.ln
-	a.mu.Unlock()
-	if ln == nil {
-		return errors.New("agent run: not listening")
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
-	defer stop()
-	defer ln.Close()
+	a.logger.Info().Stringer("addr", a.Addr()).Msg("agent server listening")
+	err := a.slot.Run(ctx, a.acceptLoop)
+	a.wg.Wait()
+	a.logger.Info().Msg("agent server stopped")
+	return err
+}
 
-	a.logger.Info().Stringer("addr", ln.Addr()).Msg("agent server listening")
+// acceptLoop accepts connections on ln until it is closed.
+func (a *AgentServer) acceptLoop(ctx context.Context, ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
-				a.logger.Info().Msg("agent server stopped")
-				return nil
-			}
 			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("agent accept: %w", err)
+				return nil
 			}
 			// Out of file descriptors and the like: wait, then retry.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -161,13 +187,11 @@ func (a *AgentServer) Run(ctx context.Context) error {
 			continue
 		}
 		c := a.admit(conn)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		a.wg.Go(func() {
 			defer func() { <-a.sem }()
 			defer a.release(c)
 			a.serve(ctx, c)
-		}()
+		})
 	}
 }
 

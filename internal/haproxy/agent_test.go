@@ -17,12 +17,12 @@ import (
 // than limit to return.
 func runAgent(t *testing.T, reply ReplyFunc, readTimeout time.Duration, maxConns int) (a *AgentServer, stop func(limit time.Duration)) {
 	t.Helper()
-	a = NewAgentServer(zerolog.New(zerolog.NewTestWriter(t)), reply, readTimeout)
+	a = NewAgentServer(zerolog.New(zerolog.NewTestWriter(t)), reply, AgentConfig{Listen: "127.0.0.1:0", ReadTimeout: readTimeout})
 	if maxConns > 0 {
 		a.maxOpen = maxConns
 		a.sem = make(chan struct{}, 2*maxConns)
 	}
-	if err := a.Listen("127.0.0.1:0"); err != nil {
+	if err := a.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -174,6 +174,7 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 
 	// Shutdown cuts the held connection: Run returns long before the
 	// one-minute read timeout.
+	addr := a.Addr().String()
 	start := time.Now()
 	stop(2 * time.Second)
 	t.Logf("Run returned %s after cancel", time.Since(start))
@@ -183,46 +184,78 @@ func TestAgentServerConnLimitAndShutdown(t *testing.T) {
 	if _, err := io.ReadAll(held); err != nil && !strings.Contains(err.Error(), "reset") {
 		t.Errorf("held connection not closed: %v", err)
 	}
-	if _, err := net.Dial("tcp", a.Addr().String()); err == nil {
+	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Error("listener still accepts after Run returned")
 	}
 }
 
 func TestAgentServerMisuse(t *testing.T) {
 	t.Parallel()
-	a := NewAgentServer(zerolog.Nop(), func(string, string) string { return "" }, 0)
+	a := NewAgentServer(zerolog.Nop(), func(string, string) string { return "" }, AgentConfig{Listen: "127.0.0.1:0"})
 	if a.Addr() != nil {
-		t.Errorf("Addr before Listen = %v, want nil", a.Addr())
-	}
-	if err := a.Run(context.Background()); err == nil {
-		t.Error("Run before Listen succeeded")
+		t.Errorf("Addr before Bind = %v, want nil", a.Addr())
 	}
 	if got := time.Duration(a.readTimeout.Load()); got != DefaultAgentReadTimeout {
 		t.Errorf("readTimeout = %s, want %s", got, DefaultAgentReadTimeout)
 	}
-	a.SetReadTimeout(2 * time.Second)
-	if got := time.Duration(a.readTimeout.Load()); got != 2*time.Second {
-		t.Errorf("readTimeout after SetReadTimeout(2s) = %s", got)
-	}
-	a.SetReadTimeout(0)
-	if got := time.Duration(a.readTimeout.Load()); got != DefaultAgentReadTimeout {
-		t.Errorf("readTimeout after SetReadTimeout(0) = %s, want %s", got, DefaultAgentReadTimeout)
-	}
-	if err := a.Listen("127.0.0.1:0"); err != nil {
+	if err := a.Bind(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if err := a.Run(ctx); err != nil {
-			t.Errorf("Run with a done context: %v", err)
-		}
-	}()
-	if err := a.Listen("127.0.0.1:0"); err == nil {
-		t.Error("second Listen succeeded")
+	if err := a.Bind(); err == nil {
+		t.Error("second Bind succeeded")
 	}
-	if err := NewAgentServer(zerolog.Nop(), nil, 0).Listen("127.0.0.1:-1"); err == nil {
-		t.Error("Listen on a bad address succeeded")
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := NewAgentServer(zerolog.Nop(), nil, AgentConfig{Listen: "127.0.0.1:-1"}).Bind(); err == nil || !strings.Contains(err.Error(), "127.0.0.1:-1") {
+		t.Errorf("Bind on a bad address: %v, want an error naming it", err)
+	}
+}
+
+// TestAgentServerReload: Apply changes the read timeout and moves the
+// listener (the new address answers before the old one is closed); a
+// Prepare that cannot bind changes nothing.
+func TestAgentServerReload(t *testing.T) {
+	t.Parallel()
+	a, stop := runAgent(t, func(string, string) string { return "77%" }, 0, 0)
+	defer stop(2 * time.Second)
+	old := a.Addr()
+	if got := ask(t, old, "api/s1\n", false); got != "77%\n" {
+		t.Fatalf("before: %q", got)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if _, err := a.Prepare(AgentConfig{Listen: taken.Addr().String()}); err == nil {
+		t.Error("Prepare on a taken address succeeded")
+	}
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free.Close()
+	p, err := a.Prepare(AgentConfig{Listen: free.Addr().String(), ReadTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(t, old, "api/s1\n", false); got != "77%\n" {
+		t.Errorf("after Prepare, the old listener answered %q", got)
+	}
+	a.Apply(p)
+	if got := time.Duration(a.readTimeout.Load()); got != 2*time.Second {
+		t.Errorf("readTimeout after Apply = %s, want 2s", got)
+	}
+	if a.Addr().String() == old.String() {
+		t.Fatal("listener did not move")
+	}
+	if got := ask(t, a.Addr(), "api/s1\n", false); got != "77%\n" {
+		t.Errorf("new listener answered %q", got)
+	}
+	if c, err := net.Dial("tcp", old.String()); err == nil {
+		c.Close()
+		t.Error("old listener still accepts after Apply")
 	}
 }
 

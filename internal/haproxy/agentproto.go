@@ -56,6 +56,23 @@ func AgentWeight(percent int) string {
 	return strconv.Itoa(percent) + "%"
 }
 
+// ReplyWeight returns the weight in percent that an agent reply line sets
+// (the "NN%" word; configuration manual §5.2 "agent-check"), or 0 when the
+// line sets no weight (a drain, ready, comment or empty reply).
+func ReplyWeight(reply string) int {
+	for _, w := range strings.FieldsFunc(reply, func(r rune) bool { return r == ' ' || r == '\t' || r == ',' }) {
+		if strings.HasPrefix(w, "#") {
+			break
+		}
+		if n, ok := strings.CutSuffix(w, "%"); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				return v
+			}
+		}
+	}
+	return 0
+}
+
 // ParseAgentRequest parses one agent-send line (configuration manual §5.2
 // "agent-send"), such as "api/s1\n", into its backend and server names;
 // "s1" gives backend "". Surrounding spaces, tabs, CR and LF are trimmed.

@@ -312,8 +312,8 @@ type testAgent struct {
 func startTestAgent(t *testing.T) *testAgent {
 	t.Helper()
 	ta := &testAgent{replies: map[string]string{}, calls: map[string]int{}}
-	ta.AgentServer = NewAgentServer(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), ta.reply, 0)
-	if err := ta.Listen("127.0.0.1:0"); err != nil {
+	ta.AgentServer = NewAgentServer(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), ta.reply, AgentConfig{Listen: "127.0.0.1:0"})
+	if err := ta.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

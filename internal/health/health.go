@@ -89,13 +89,15 @@ func (s State) Settled() bool { return s.Rising == 0 && s.Falling == 0 }
 // concurrent use: one poller owns it.
 type Tracker struct {
 	policy Policy
+	rf     RiseFall
 	state  State
 }
 
 // NewTracker returns a Tracker that starts withdrawn at now: a site serves
 // only once Rise good polls have proven it can.
 func NewTracker(p Policy, now time.Time) *Tracker {
-	return &Tracker{policy: p, state: State{Reason: "starting: waiting for good polls", Since: now}}
+	return &Tracker{policy: p, rf: RiseFall{Rise: p.Rise, Fall: p.Fall},
+		state: State{Reason: "starting: waiting for good polls", Since: now}}
 }
 
 // State returns the current decision.
@@ -104,24 +106,29 @@ func (t *Tracker) State() State { return t.state }
 // SetPolicy changes the policy (on a configuration reload); the current
 // state and counters are kept and judged by the new policy from the next
 // observation on.
-func (t *Tracker) SetPolicy(p Policy) { t.policy = p }
+func (t *Tracker) SetPolicy(p Policy) {
+	t.policy = p
+	t.rf.Rise, t.rf.Fall = p.Rise, p.Fall
+}
 
 // Observe feeds one poll's outcome and returns the new state and whether
 // Serving changed.
 //
 // A successful poll with Usable >= Required is good; one below is bad. A
-// failed poll is neither: it resets the rise count but does not count
+// failed poll is neither: it interrupts the rise count but does not count
 // towards fall, because a failing runtime API says nothing about the
 // servers: instead the site is withdrawn once the last successful poll is
 // older than Policy.StaleAfter. Every poll ends within its own deadline and
-// is observed, so staleness is noticed within one poll interval.
+// is observed, so staleness is noticed within one poll interval. The
+// reason always describes the latest observation.
 func (t *Tracker) Observe(o Observation) (State, bool) {
 	s := &t.state
 	was := s.Serving
 	if o.Err != nil {
 		s.LastError = o.Err.Error()
-		s.Rising = 0
+		t.rf.Interrupt()
 		t.checkStale(o.At)
+		t.sync()
 		return t.state, s.Serving != was
 	}
 	s.LastError = ""
@@ -129,25 +136,31 @@ func (t *Tracker) Observe(o Observation) (State, bool) {
 	s.Usable, s.Total = o.Usable, o.Total
 	s.Required = t.policy.MinUp.Required(o.Total)
 	good := o.Usable >= s.Required
-	switch {
-	case s.Serving && good:
-		s.Falling = 0
-	case s.Serving && !good:
-		s.Falling++
-		if s.Falling >= t.policy.Fall {
-			t.set(o.At, false, fmt.Sprintf("below quorum: %d of %d servers usable, %d needed, for %d polls", o.Usable, o.Total, s.Required, s.Falling))
-		}
-	case !s.Serving && good:
-		s.Rising++
-		if s.Rising >= t.policy.Rise {
-			t.set(o.At, true, fmt.Sprintf("quorum met: %d of %d servers usable, %d needed, for %d polls", o.Usable, o.Total, s.Required, s.Rising))
-		}
-	default:
-		s.Rising = 0
-		s.Reason = fmt.Sprintf("below quorum: %d of %d servers usable, %d needed", o.Usable, o.Total, s.Required)
+	rising, falling := t.rf.Rising(), t.rf.Falling()
+	if t.rf.Observe(good) {
+		s.Serving, s.Since = t.rf.Up(), o.At
 	}
+	counts := fmt.Sprintf("%d of %d servers usable, %d needed", o.Usable, o.Total, s.Required)
+	switch {
+	case s.Serving != was && s.Serving:
+		s.Reason = fmt.Sprintf("quorum met: %s, for %d polls", counts, rising+1)
+	case s.Serving != was:
+		s.Reason = fmt.Sprintf("below quorum: %s, for %d polls", counts, falling+1)
+	case good && s.Serving:
+		s.Reason = "quorum met: " + counts
+	case good:
+		s.Reason = fmt.Sprintf("quorum met: %s; serving after %d more good polls", counts, t.policy.Rise-t.rf.Rising())
+	case s.Serving:
+		s.Reason = fmt.Sprintf("below quorum: %s; withdrawing after %d more polls", counts, t.policy.Fall-t.rf.Falling())
+	default:
+		s.Reason = "below quorum: " + counts
+	}
+	t.sync()
 	return t.state, s.Serving != was
 }
+
+// sync copies the rise and fall counts into the state.
+func (t *Tracker) sync() { t.state.Rising, t.state.Falling = t.rf.Rising(), t.rf.Falling() }
 
 func (t *Tracker) checkStale(now time.Time) {
 	s := &t.state
@@ -165,12 +178,6 @@ func (t *Tracker) checkStale(now time.Time) {
 	if s.LastError != "" {
 		reason += ": " + s.LastError
 	}
-	t.set(now, false, reason)
-}
-
-func (t *Tracker) set(now time.Time, serving bool, reason string) {
-	t.state.Serving = serving
-	t.state.Since = now
-	t.state.Reason = reason
-	t.state.Rising, t.state.Falling = 0, 0
+	t.rf.Set(false)
+	s.Serving, s.Since, s.Reason = false, now, reason
 }

@@ -161,3 +161,77 @@ func TestTrackerReasons(t *testing.T) {
 		t.Errorf("reason %q, want %q", st.Reason, want)
 	}
 }
+
+// TestTrackerReasonFollowsPolls: the reason always describes the latest
+// poll, not the one that switched the state ("5 of 5 usable" while 4 are
+// was a finding of the attack run, issue 15 item 9).
+func TestTrackerReasonFollowsPolls(t *testing.T) {
+	p := Policy{MinUp: Quorum{Count: 3}, Rise: 2, Fall: 2, StaleAfter: time.Minute}
+	tr := NewTracker(p, t0)
+	for i, c := range []struct {
+		usable int
+		want   string
+	}{
+		{5, "quorum met: 5 of 5 servers usable, 3 needed; serving after 1 more good polls"},
+		{5, "quorum met: 5 of 5 servers usable, 3 needed, for 2 polls"},
+		{4, "quorum met: 4 of 5 servers usable, 3 needed"},
+		{2, "below quorum: 2 of 5 servers usable, 3 needed; withdrawing after 1 more polls"},
+		{1, "below quorum: 1 of 5 servers usable, 3 needed, for 2 polls"},
+		{2, "below quorum: 2 of 5 servers usable, 3 needed"},
+	} {
+		st, _ := tr.Observe(Observation{At: t0.Add(time.Duration(i) * time.Second), Usable: c.usable, Total: 5})
+		if st.Reason != c.want {
+			t.Errorf("poll %d (%d usable): reason %q, want %q", i, c.usable, st.Reason, c.want)
+		}
+	}
+}
+
+// TestRiseFall: the shared hysteresis turns up after Rise good
+// observations, down after Fall bad ones, and an interruption restarts the
+// rise count without counting towards fall.
+func TestRiseFall(t *testing.T) {
+	rf := RiseFall{Rise: 2, Fall: 3}
+	steps := []struct {
+		op      string // "good", "bad", "interrupt"
+		up      bool
+		changed bool
+		settled bool
+	}{
+		{"good", false, false, false},
+		{"interrupt", false, false, true},
+		{"good", false, false, false},
+		{"good", true, true, true},
+		{"bad", true, false, false},
+		{"bad", true, false, false},
+		{"good", true, false, true},
+		{"bad", true, false, false},
+		{"bad", true, false, false},
+		{"bad", false, true, true},
+		{"bad", false, false, true},
+	}
+	for i, s := range steps {
+		changed := false
+		switch s.op {
+		case "good":
+			changed = rf.Observe(true)
+		case "bad":
+			changed = rf.Observe(false)
+		case "interrupt":
+			rf.Interrupt()
+		}
+		if rf.Up() != s.up || changed != s.changed || rf.Settled() != s.settled {
+			t.Errorf("step %d %s: up %v changed %v settled %v, want %v %v %v", i, s.op, rf.Up(), changed, rf.Settled(), s.up, s.changed, s.settled)
+		}
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	for _, c := range []struct {
+		usable, total int
+		want          float64
+	}{{0, 0, 0}, {3, 5, 0.6}, {5, 5, 1}, {7, 5, 1}, {-1, 5, 0}} {
+		if got := Capacity(c.usable, c.total); got != c.want {
+			t.Errorf("Capacity(%d, %d) = %v, want %v", c.usable, c.total, got, c.want)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package metrics owns what spdu-haproxy exports for monitoring: the
 // Prometheus metrics (names spdu_<subsystem>_<name>, with _total and _seconds
 // as the Prometheus naming conventions say) and the HTTP listener that serves
-// them at /metrics beside the JSON status at /status. Site metrics are read
+// them at /metrics beside the status document at /status and its public
+// form at /status/public (internal/status). Site metrics are read
 // from the latest published state at scrape time, so the poll and DNS paths
 // pay nothing for them. The registry is passed in; nothing here is global.
 package metrics

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+
+	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -107,8 +109,12 @@ func TestServer(t *testing.T) {
 	agent.Observe("100%")
 	agent.Observe("100%")
 	agent.Observe("")
-	srv, err := NewServer(zerolog.Nop(), "127.0.0.1:0", reg, func() any { return map[string]string{"site": "alpha"} })
-	if err != nil {
+	doc := func() status.Document {
+		return status.Document{Version: status.Version, Site: "alpha", Serving: true, Capacity: 0.8,
+			Detail: &status.Detail{Zone: "pool.domain.tld.", LastError: "runtime api /run/haproxy/admin.sock: boom"}}
+	}
+	srv := NewServer(zerolog.Nop(), "127.0.0.1:0", reg, doc)
+	if err := srv.Bind(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -129,8 +135,12 @@ func TestServer(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, m)
 		}
 	}
-	if s := get("/status"); !strings.Contains(s, `"site": "alpha"`) {
-		t.Errorf("/status = %q", s)
+	if s := get("/status"); !strings.Contains(s, `"site": "alpha"`) || !strings.Contains(s, "admin.sock") {
+		t.Errorf("/status = %q, want the full document", s)
+	}
+	// The public form, for peers: no internals.
+	if s := get("/status/public"); !strings.Contains(s, `"capacity": 0.8`) || strings.Contains(s, "admin.sock") || strings.Contains(s, "zone") {
+		t.Errorf("/status/public = %q, want version, site, serving and capacity only", s)
 	}
 	cancel()
 	select {

@@ -5,66 +5,191 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
+
+	"github.com/spdu/spdu-haproxy/internal/listener"
+	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
-// Server serves GET /metrics (Prometheus text format from the registry it
-// was given) and GET /status (the JSON document returned by its status
-// function) on one TCP listener.
+// Limits of the HTTP listener, so that no client can hold the daemon's
+// file descriptors or CPU: whatever a scraper does, the runtime API poll,
+// DNS and the agent keep theirs.
+const (
+	// MaxConns caps open connections; further clients wait in the kernel's
+	// accept queue, holding no descriptor of ours.
+	MaxConns = 64
+	// MaxInFlight caps requests being answered at once; more get 503
+	// Service Unavailable at once.
+	MaxInFlight = 4
+	// readHeaderTimeout, readTimeout and writeTimeout bound one request;
+	// idleTimeout closes a keep-alive connection that sends nothing.
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 30 * time.Second
+	maxHeaderBytes    = 8 << 10
+	// shutdownTimeout bounds waiting for requests in progress at shutdown.
+	shutdownTimeout = 2 * time.Second
+)
+
+// Server serves, on one TCP listener (metrics.listen), GET /metrics
+// (Prometheus text format from the registry it was given), GET /status
+// (the full status document, for the operator on the loopback listener)
+// and GET /status/public (its public form, which the site's HAProxy
+// publishes to peer sites). Its lifecycle is the daemon's: NewServer binds
+// nothing, Bind binds (an empty address binds nothing: metrics off), Run
+// serves and waits, Prepare and Apply move the listener (or turn it off and
+// on).
 type Server struct {
-	log    zerolog.Logger
-	ln     net.Listener
-	server *http.Server
+	log     zerolog.Logger
+	slot    *listener.Slot
+	listen  string // the address in force, "" when off
+	handler http.Handler
 }
 
-// NewServer binds addr ("host:port", port 0 allowed) and returns a Server
-// that will serve reg and status once Run is called.
-func NewServer(logger zerolog.Logger, addr string, reg *prometheus.Registry, status func() any) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
-	}
+// NewServer returns a Server for addr ("host:port", port 0 allowed; "" or
+// "off": no listener) that serves reg and the documents doc returns.
+func NewServer(logger zerolog.Logger, addr string, reg *prometheus.Registry, doc func() status.Document) *Server {
+	logger = logger.With().Str("component", "metrics").Logger()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: httpErrorLog(logger)}))
+	writeDoc := func(w http.ResponseWriter, d status.Document) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(status()) //nolint:errcheck // the client went away
-	})
+		enc.Encode(d) //nolint:errcheck // the client went away
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc()) })
+	mux.HandleFunc("GET /status/public", func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc().Public()) })
 	return &Server{
-		log:    logger.With().Str("component", "metrics").Logger(),
-		ln:     ln,
-		server: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-	}, nil
+		log:     logger,
+		slot:    listener.New("metrics.listen", logger, listener.TCP),
+		listen:  listenAddr(addr),
+		handler: limitInFlight(mux, MaxInFlight),
+	}
 }
 
-// Addr returns the bound address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// listenAddr maps metrics.listen's "off" to no address.
+func listenAddr(addr string) string {
+	if addr == "off" {
+		return ""
+	}
+	return addr
+}
 
-// Run serves until ctx is cancelled, then shuts down within 2 s and returns.
-func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.server.Serve(s.ln) }()
-	s.log.Info().Str("addr", s.ln.Addr().String()).Msg("metrics listener started")
-	select {
-	case err := <-errc:
-		return fmt.Errorf("metrics serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.server.Shutdown(sctx); err != nil {
-		s.server.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics serve: %w", err)
+// limitInFlight answers 503 to a request that arrives while max are being
+// answered.
+func limitInFlight(h http.Handler, max int) http.Handler {
+	sem := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			h.ServeHTTP(w, r)
+		default:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// httpErrorLog routes net/http's own error messages (TLS handshake and
+// accept errors, handler panics) into the JSON log at warn level.
+func httpErrorLog(logger zerolog.Logger) *log.Logger {
+	return log.New(zerologWriter{logger}, "", 0)
+}
+
+type zerologWriter struct{ l zerolog.Logger }
+
+func (z zerologWriter) Write(p []byte) (int, error) {
+	z.l.Warn().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Bind binds the listener (nothing when metrics are off). The error names
+// the address.
+func (s *Server) Bind() error {
+	if err := s.slot.Bind(s.listen); err != nil {
+		return fmt.Errorf("metrics.listen: %w", err)
 	}
 	return nil
+}
+
+// Close releases the listener of a server that never ran.
+func (s *Server) Close() error { return s.slot.Close() }
+
+// Addr returns the bound address, or nil when there is none.
+func (s *Server) Addr() net.Addr { return s.slot.Addr() }
+
+// Move is a prepared change of metrics.listen, from Prepare.
+type Move struct {
+	to   string
+	move *listener.Move
+}
+
+// Discard abandons the move and releases what Prepare bound.
+func (m *Move) Discard() error { return m.move.Discard() }
+
+// Prepare binds addr ("off" turns the listener off) for Apply. On error
+// nothing has changed; the error names the address.
+func (s *Server) Prepare(addr string) (*Move, error) {
+	addr = listenAddr(addr)
+	m, err := s.slot.Prepare(addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen: %w", err)
+	}
+	return &Move{to: addr, move: m}, nil
+}
+
+// Apply puts a prepared move in force: the new listener serves before the
+// old one is closed.
+func (s *Server) Apply(m *Move) {
+	s.slot.Apply(m.move)
+	if m.move != nil {
+		s.log.Info().Str("addr", m.to).Msg("metrics listener moved")
+	}
+	s.listen = m.to
+}
+
+// Run serves until ctx is cancelled and returns once every listener's
+// connections are closed (requests in progress get up to 2 s).
+func (s *Server) Run(ctx context.Context) error {
+	if a := s.Addr(); a != nil {
+		s.log.Info().Stringer("addr", a).Msg("metrics listener started")
+	}
+	return s.slot.Run(ctx, s.serve)
+}
+
+// serve serves one listener with an HTTP server of its own until the
+// listener is closed (shutdown, or a move), then closes that server's
+// connections, so none outlives its listener (requests in progress get up
+// to 2 s).
+func (s *Server) serve(_ context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          httpErrorLog(s.log),
+	}
+	err := srv.Serve(netutil.LimitListener(ln, MaxConns))
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		srv.Close()
+	}
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("metrics serve: %w", err)
 }

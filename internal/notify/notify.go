@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -86,9 +87,27 @@ func New(logger zerolog.Logger, cfg Config) *Notifier {
 	return n
 }
 
-// SetConfig replaces the configuration (on a reload); events already queued
-// are delivered with the new one.
-func (n *Notifier) SetConfig(cfg Config) { n.cfg.Store(&cfg) }
+// Plan is a prepared configuration, from Prepare.
+type Plan struct{ cfg Config }
+
+// Prepare checks cfg for Apply: a command must be an absolute path and the
+// timeout positive. It changes nothing.
+func (n *Notifier) Prepare(cfg Config) (*Plan, error) {
+	if len(cfg.Exec) > 0 && !filepath.IsAbs(cfg.Exec[0]) {
+		return nil, fmt.Errorf("notify.exec: command %q must be an absolute path", cfg.Exec[0])
+	}
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("notify.timeout: %s must be positive", cfg.Timeout)
+	}
+	return &Plan{cfg: cfg}, nil
+}
+
+// Apply puts a prepared configuration in force; events already queued are
+// delivered with it.
+func (n *Notifier) Apply(p *Plan) {
+	cfg := p.cfg
+	n.cfg.Store(&cfg)
+}
 
 // Enabled reports whether events go anywhere.
 func (n *Notifier) Enabled() bool {

@@ -2,8 +2,10 @@
 // health and the peer probes it decides which sites' addresses the pool zone
 // hands out, whether to refuse instead, how to order the addresses by spare
 // capacity, and whether the answer is unstable (and so gets the short TTL).
-// It is pure: no sockets, no clock of its own. It does not probe and does
-// not write DNS messages.
+// Decide, Orders and Stability are pure: no sockets, no clock of their own.
+// The Publisher runs them, in self mode too (self mode is pool mode without
+// peers), and hands each outcome on: it is the one answer path. The package
+// does not probe and does not write DNS messages.
 package pool
 
 import (
@@ -11,32 +13,8 @@ import (
 	"net/netip"
 	"sort"
 	"time"
-)
 
-// Mode is "[dns] mode".
-type Mode int
-
-const (
-	// Self answers with the site's own addresses while healthy and with the
-	// withdraw rcode while not: the delegated-subdomain technique.
-	Self Mode = iota
-	// Pool answers with the site's own addresses while healthy plus those of
-	// every peer whose probe passes (the original spdu behaviour).
-	Pool
-)
-
-// AllDown is "[dns] all_down": what pool mode answers when neither the site
-// nor any peer can serve.
-type AllDown int
-
-const (
-	// Refuse answers the withdraw rcode (fail closed): resolvers try the
-	// other sites' nameservers, which may know better.
-	Refuse AllDown = iota
-	// All answers every configured address (fail open, as gdnsd and
-	// PowerDNS do): if the probes are wrong, clients still get somewhere;
-	// if they are right, clients get a dead address.
-	All
+	"github.com/spdu/spdu-haproxy/internal/config"
 )
 
 // Member is one site as the policy sees it.
@@ -48,7 +26,8 @@ type Member struct {
 	// Up is the site's health: for the local site the health policy's
 	// decision, for a peer its probe's.
 	Up bool
-	// Capacity is the spare capacity from 0 to 1 (usable / total servers).
+	// Capacity is the spare capacity from 0 to 1 (health.Capacity for this
+	// site, the status document's for a peer).
 	Capacity float64
 	// Settled is false while a rise or fall count is under way.
 	Settled bool
@@ -66,16 +45,20 @@ type Answer struct {
 	Unstable bool
 }
 
-// Decide applies the mode to the local site and the peers. In Self mode the
-// peers are ignored. A site with zero capacity is left out as if down (a
-// peer that says it is withdrawn or drained).
-func Decide(mode Mode, allDown AllDown, self Member, peers []Member) Answer {
-	unstable := !self.Settled
+// Decide applies the mode to the local site and the peers. In self mode the
+// peers are ignored (self mode is pool mode without peers) and the answer
+// is never unstable. A site with zero
+// capacity is left out as if down (a peer that says it is withdrawn or
+// drained).
+func Decide(mode config.DNSMode, allDown config.AllDown, self Member, peers []Member) Answer {
+	// Only pool mode has a short TTL for unstable answers; in self mode
+	// the answer is the site's own records or a refusal.
+	unstable := mode == config.ModePool && !self.Settled
 	var members []Member
 	if self.Up && self.Capacity > 0 {
 		members = append(members, self)
 	}
-	if mode == Pool {
+	if mode == config.ModePool {
 		for _, p := range peers {
 			unstable = unstable || !p.Settled
 			if p.Up && p.Capacity > 0 {
@@ -86,7 +69,7 @@ func Decide(mode Mode, allDown AllDown, self Member, peers []Member) Answer {
 	switch {
 	case len(members) > 0:
 		return Answer{Members: members, Unstable: unstable}
-	case mode == Pool && allDown == All:
+	case mode == config.ModePool && allDown == config.AllDownAll:
 		all := append([]Member{self}, peers...)
 		for i := range all {
 			all[i].Capacity = 1

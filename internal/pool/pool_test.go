@@ -8,6 +8,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/spdu/spdu-haproxy/internal/config"
+)
+
+// Short names for the configuration enums the policy takes.
+const (
+	Self   = config.ModeSelf
+	Pool   = config.ModePool
+	Refuse = config.AllDownRefuse
+	All    = config.AllDownAll
 )
 
 func member(name string, up bool, capacity float64) Member {
@@ -27,8 +37,8 @@ func TestDecideTable(t *testing.T) {
 	up, down := true, false
 	for _, tc := range []struct {
 		name    string
-		mode    Mode
-		allDown AllDown
+		mode    config.DNSMode
+		allDown config.AllDown
 		self    bool
 		peers   []bool
 		refuse  bool
@@ -77,6 +87,10 @@ func TestDecideCapacityAndStability(t *testing.T) {
 	}
 	if got := Decide(Self, Refuse, self, []Member{rising}); got.Unstable {
 		t.Error("self mode is unstable because of a peer it ignores")
+	}
+	self.Settled = false
+	if got := Decide(Self, Refuse, self, nil); got.Unstable {
+		t.Error("self mode is unstable: it has no short TTL")
 	}
 	fo := Decide(Pool, All, member("alpha", false, 0.2), []Member{member("beta", false, 0)})
 	for _, m := range fo.Members {
@@ -158,7 +172,7 @@ func TestPublisher(t *testing.T) {
 	self := member("alpha", true, 1)
 	peer := member("beta", true, 1)
 	var got []Published
-	p := NewPublisher(Pool, Refuse, time.Second, 5*time.Second,
+	p := NewPublisher(Policy{Mode: Pool, AllDown: Refuse, Interval: time.Second, Window: 5 * time.Second},
 		func() Member { return self }, func() []Member { return []Member{peer} },
 		func(pub Published) { got = append(got, pub) })
 	p.now = func() time.Time { return now }
@@ -192,13 +206,15 @@ func TestPublisher(t *testing.T) {
 	}
 }
 
-// TestPublisherSetPolicy: SetPolicy while Run runs applies the new all_down
+// TestPublisherReload: Apply while Run runs puts the new all_down in force
 // at once and republishes even when the outcome is the same (a reload may
-// have changed the addresses or TTLs the publish function adds).
-func TestPublisherSetPolicy(t *testing.T) {
+// have changed the addresses or TTLs the publish function adds); dry-run
+// serves a withdrawn site; Withdraw refuses and nothing is published after
+// it.
+func TestPublisherReload(t *testing.T) {
 	self, peer := member("alpha", false, 1), member("beta", false, 1)
 	pubs := make(chan Published, 16)
-	p := NewPublisher(Pool, Refuse, time.Hour, time.Second,
+	p := NewPublisher(Policy{Mode: Pool, AllDown: Refuse, Interval: time.Hour, Window: time.Second},
 		func() Member { return self }, func() []Member { return []Member{peer} },
 		func(pub Published) { pubs <- pub })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -223,14 +239,36 @@ func TestPublisherSetPolicy(t *testing.T) {
 	if pub := next("start"); !pub.Answer.Refuse {
 		t.Fatalf("all down with Refuse: %+v", pub.Answer)
 	}
-	p.SetPolicy(All, time.Hour, time.Second)
+	apply := func(pol Policy) {
+		t.Helper()
+		plan, err := p.Prepare(pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Apply(plan)
+	}
+	all := Policy{Mode: Pool, AllDown: All, Interval: time.Hour, Window: time.Second}
+	apply(all)
 	if pub := next("all_down = all"); pub.Answer.Refuse || len(pub.Answer.Members) != 2 || len(pub.Orders) != OrdersPerAnswer {
 		t.Fatalf("all down with All: %+v", pub)
 	}
-	p.SetPolicy(All, time.Hour, time.Second)
+	apply(all)
 	if pub := next("same policy again"); pub.Answer.Refuse || len(pub.Answer.Members) != 2 {
 		t.Fatalf("republish: %+v", pub.Answer)
 	}
+	if _, err := p.Prepare(Policy{Mode: Pool}); err == nil {
+		t.Error("Prepare accepted a zero interval")
+	}
+	// Dry-run in self mode: the withdrawn site is served, alone.
+	apply(Policy{Mode: Self, AllDown: Refuse, Interval: time.Hour, Window: time.Second, DryRun: true})
+	if pub := next("dry-run"); pub.Answer.Refuse || len(pub.Answer.Members) != 1 || pub.Answer.Members[0].Name != "alpha" {
+		t.Fatalf("dry-run: %+v", pub.Answer)
+	}
+	p.Withdraw()
+	if pub := next("withdraw"); !pub.Answer.Refuse {
+		t.Fatalf("Withdraw published %+v", pub.Answer)
+	}
+	apply(all)
 	// With an interval of an hour, nothing else is published.
 	select {
 	case pub := <-pubs:

@@ -2,14 +2,18 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spdu/spdu-haproxy/internal/config"
 )
 
-// Published is what the publisher hands to the DNS server: the decision and,
-// when it hands out addresses, the orderings of its Members to pick from per
-// response.
+// Published is what the publisher hands on to the DNS server: the decision
+// and, when it hands out addresses, the orderings of its Members to pick
+// from per response.
 type Published struct {
 	// Answer is the decision, with Unstable set for the short TTL.
 	Answer Answer
@@ -18,47 +22,62 @@ type Published struct {
 	Orders [][]int
 }
 
-// Publisher re-evaluates the policy every interval (which SetPolicy may
-// change) from the latest local and peer state and publishes when the
-// outcome changes (membership, capacities or stability). It owns the
-// Stability tracker.
-type Publisher struct {
-	mode     Mode
-	allDown  AllDown
-	interval time.Duration
-	self     func() Member
-	peers    func() []Member
-	publish  func(Published)
-	now      func() time.Time
-	rng      *rand.Rand
+// Policy is what the publisher decides by: dns.mode, dns.all_down, the
+// evaluation interval (haproxy.poll_interval), the unstable window
+// (dns.ttl) and the run command's -dry-run.
+type Policy struct {
+	// Mode is dns.mode: in self mode the peers are ignored.
+	Mode config.DNSMode
+	// AllDown is dns.all_down (pool mode only).
+	AllDown config.AllDown
+	// Interval is the time between two evaluations (besides Kick); Window
+	// is how long an answer stays unstable after a change (dns.ttl).
+	Interval, Window time.Duration
+	// DryRun counts this site as up whatever the health policy decides,
+	// so the zone is always served; the decision is still logged and
+	// exported by the caller.
+	DryRun bool
+}
 
+// Publisher is the one answer path: every interval, on Kick and after
+// Apply, it reads the local site's state (self) and the peers' (peers),
+// applies Decide, the stability window and the dry-run policy, and calls
+// publish with the outcome when it changes (membership, capacities or
+// stability). It runs in both modes; self mode is pool mode without
+// peers. Its lifecycle is the daemon's: NewPublisher binds nothing, Run
+// evaluates until cancelled, Prepare and Apply reload, Withdraw publishes
+// the refusal of a daemon that shuts down.
+type Publisher struct {
+	self    func() Member
+	peers   func() []Member
+	publish func(Published)
+	now     func() time.Time
+	rng     *rand.Rand
+
+	policy    Policy // owned by Run
 	stability Stability
 	last      *Published
 	kick      chan struct{}
-	// pending is a policy change from SetPolicy that Run has not applied.
-	pending atomic.Pointer[policy]
-}
-
-// policy is what SetPolicy changes.
-type policy struct {
-	allDown          AllDown
-	interval, window time.Duration
+	// pending is a policy from Apply that Run has not applied.
+	pending atomic.Pointer[Policy]
+	// mu serializes publish calls of Run and Withdraw; withdrawn stops
+	// Run from publishing after Withdraw.
+	mu        sync.Mutex
+	withdrawn bool
 }
 
 // OrdersPerAnswer is how many orderings are precomputed per answer: first
 // addresses follow the capacity ratio to within 1/OrdersPerAnswer.
 const OrdersPerAnswer = 64
 
-// NewPublisher returns a Publisher. self and peers return the current state
-// (called from Run's goroutine); publish receives each new outcome and must
-// not block. unstableWindow is how long an answer stays unstable after a
-// change (typically the normal TTL).
-func NewPublisher(mode Mode, allDown AllDown, interval, unstableWindow time.Duration,
-	self func() Member, peers func() []Member, publish func(Published)) *Publisher {
+// NewPublisher returns a Publisher for policy. self and peers return the
+// current state (called from Run's goroutine; peers may be nil: self
+// mode); publish receives each new outcome and must not block.
+func NewPublisher(policy Policy, self func() Member, peers func() []Member, publish func(Published)) *Publisher {
 	return &Publisher{
-		mode: mode, allDown: allDown, interval: interval, self: self, peers: peers, publish: publish,
+		policy: policy, self: self, peers: peers, publish: publish,
 		now: time.Now, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5bd1e995)),
-		stability: Stability{Window: unstableWindow},
+		stability: Stability{Window: policy.Window},
 		kick:      make(chan struct{}, 1),
 	}
 }
@@ -72,26 +91,45 @@ func (p *Publisher) Kick() {
 	}
 }
 
-// SetPolicy changes, on a configuration reload, what to hand out when every
-// site is down, the evaluation interval and the unstable window (as in
-// NewPublisher). Run applies it before its next evaluation, which it makes
-// at once, and then publishes even if the outcome is the same, so that the
-// publish function can hand out addresses and TTLs that changed with the
-// reload. The stability state carries over. It never blocks.
-func (p *Publisher) SetPolicy(allDown AllDown, interval, unstableWindow time.Duration) {
-	p.pending.Store(&policy{allDown: allDown, interval: interval, window: unstableWindow})
+// PolicyPlan is a prepared policy, from Prepare.
+type PolicyPlan struct{ policy Policy }
+
+// Prepare checks policy for Apply: the interval must be positive. It
+// changes nothing.
+func (p *Publisher) Prepare(policy Policy) (*PolicyPlan, error) {
+	if policy.Interval <= 0 {
+		return nil, errors.New("publisher: the interval must be positive")
+	}
+	return &PolicyPlan{policy: policy}, nil
+}
+
+// Apply hands a prepared policy to Run, which applies it before its next
+// evaluation, made at once, and then publishes even if the outcome is the
+// same, so that the publish function can hand out addresses and TTLs that
+// changed with the reload. The stability state carries over. It never
+// blocks.
+func (p *Publisher) Apply(plan *PolicyPlan) {
+	pol := plan.policy
+	p.pending.Store(&pol)
 	p.Kick()
 }
 
-// Evaluate decides now and publishes if the outcome changed; Run calls it on
-// every tick, and callers may call it from the same goroutine as Run only
-// (it is not safe for concurrent use). It returns what is in force.
+// Evaluate decides now and publishes if the outcome changed; Run calls it
+// on every tick, and callers may call it from the same goroutine as Run
+// only (it is not safe for concurrent use). It returns what is in force.
 func (p *Publisher) Evaluate() Published {
+	self := p.self()
+	if p.policy.DryRun {
+		self.Up, self.Settled, self.Capacity = true, true, max(self.Capacity, 1e-3)
+	}
 	var peers []Member
-	if p.peers != nil {
+	if p.peers != nil && p.policy.Mode == config.ModePool {
 		peers = p.peers()
 	}
-	a := p.stability.Update(p.now(), Decide(p.mode, p.allDown, p.self(), peers))
+	a := Decide(p.policy.Mode, p.policy.AllDown, self, peers)
+	if p.policy.Mode == config.ModePool {
+		a = p.stability.Update(p.now(), a)
+	}
 	if p.last != nil && sameOutcome(p.last.Answer, a) {
 		return *p.last
 	}
@@ -104,8 +142,22 @@ func (p *Publisher) Evaluate() Published {
 		pub.Orders = Orders(w, OrdersPerAnswer, p.rng)
 	}
 	p.last = &pub
-	p.publish(pub)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.withdrawn {
+		p.publish(pub)
+	}
 	return pub
+}
+
+// Withdraw publishes a refusal and keeps Run from publishing anything
+// after it: the daemon calls it at shutdown, so the zone answers the
+// withdraw rcode during dns.shutdown_grace. Safe from any goroutine.
+func (p *Publisher) Withdraw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.withdrawn = true
+	p.publish(Published{Answer: Answer{Refuse: true}})
 }
 
 // sameOutcome compares membership, capacities (to 1%) and stability.
@@ -121,18 +173,17 @@ func sameOutcome(a, b Answer) bool {
 	return true
 }
 
-// Run evaluates at once and then every interval, on Kick and after
-// SetPolicy, until ctx is cancelled.
+// Run evaluates at once and then every interval, on Kick and after Apply,
+// until ctx is cancelled; it returns nil.
 func (p *Publisher) Run(ctx context.Context) error {
-	tick := time.NewTicker(p.interval)
+	tick := time.NewTicker(p.policy.Interval)
 	defer tick.Stop()
 	for {
 		if np := p.pending.Swap(nil); np != nil {
-			p.allDown, p.stability.Window, p.last = np.allDown, np.window, nil
-			if np.interval != p.interval {
-				p.interval = np.interval
-				tick.Reset(np.interval)
+			if np.Interval != p.policy.Interval {
+				tick.Reset(np.Interval)
 			}
+			p.policy, p.stability.Window, p.last = *np, np.Window, nil
 		}
 		p.Evaluate()
 		select {

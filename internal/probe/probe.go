@@ -11,12 +11,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/spdu/spdu-haproxy/internal/health"
+	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
 // Peer is one peer site to probe.
@@ -49,6 +50,9 @@ type Peer struct {
 	// Rise and Fall are the consecutive good and bad probes needed to mark
 	// the peer up and down.
 	Rise, Fall int
+	// CAFile, when set, is a PEM file of CAs trusted instead of the
+	// system's (peers.NAME.ca_file); Prepare reads it into RootCAs.
+	CAFile string
 	// RootCAs, when not nil, replaces the system's roots for verifying the
 	// peer's certificate (a private CA).
 	RootCAs *x509.CertPool
@@ -67,9 +71,9 @@ type Result struct {
 	Settled bool
 	// Latency is the duration of the latest probe.
 	Latency time.Duration
-	// Capacity is the peer's spare capacity from 0 to 1 (usable / total
-	// servers from its status), 1 when unknown; 0 when the peer says it is
-	// withdrawn or drained.
+	// Capacity is the peer's spare capacity from 0 to 1 as its status
+	// document says (status.PeerCapacity), 1 when unknown; 0 when the peer
+	// says it is withdrawn or drained.
 	Capacity float64
 	// Error is why the latest probe failed, or "".
 	Error string
@@ -77,30 +81,43 @@ type Result struct {
 	Since time.Time
 }
 
-// Prober probes every peer on its own goroutine.
+// Config is what the prober needs from the configuration: the peers
+// ([[peers]]), in configuration order.
+type Config struct {
+	Peers []Peer
+}
+
+// Prober probes every peer on its own goroutine. Its lifecycle is the
+// daemon's: New binds nothing, Run probes and waits for its goroutines,
+// Prepare and Apply reload.
 type Prober struct {
 	log      zerolog.Logger
 	onChange func(Result)
 	snap     atomic.Pointer[[]Result]
 	mu       sync.Mutex // guards writes of snap
-	// peers is the list Run starts with; SetPeers hands Run a new one
+	// peers is the list Run starts with; Apply hands Run a new one
 	// through pending and wakes it.
 	peers   []Peer
 	pending atomic.Pointer[[]Peer]
 	wake    chan struct{}
 }
 
-// New returns a Prober for peers. onChange, if not nil, is called from a
-// probe goroutine when a peer goes up or down; it must not block.
-func New(logger zerolog.Logger, peers []Peer, onChange func(Result)) *Prober {
-	p := &Prober{log: logger.With().Str("component", "probe").Logger(), peers: peers, onChange: onChange, wake: make(chan struct{}, 1)}
+// New returns a Prober for cfg. onChange, if not nil, is called from a
+// probe goroutine when a peer goes up or down; it must not block. It
+// returns Prepare's errors.
+func New(logger zerolog.Logger, cfg Config, onChange func(Result)) (*Prober, error) {
+	plan, err := prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prober{log: logger.With().Str("component", "probe").Logger(), peers: plan.peers, onChange: onChange, wake: make(chan struct{}, 1)}
 	now := time.Now()
-	rs := make([]Result, len(peers))
-	for i, peer := range peers {
+	rs := make([]Result, len(p.peers))
+	for i, peer := range p.peers {
 		rs[i] = notProbed(peer.Name, now)
 	}
 	p.snap.Store(&rs)
-	return p
+	return p, nil
 }
 
 func notProbed(name string, now time.Time) Result {
@@ -108,19 +125,47 @@ func notProbed(name string, now time.Time) Result {
 }
 
 // Snapshot returns the latest results, one per peer in configuration order
-// (the order of the latest SetPeers once Run has applied it). The slice
-// must not be modified.
+// (the order of the latest Apply once Run has applied it). The slice must
+// not be modified.
 func (p *Prober) Snapshot() []Result { return *p.snap.Load() }
 
-// SetPeers replaces the peer list on a configuration reload; Run applies it
-// at once. A peer whose name stays keeps its result and its rise and fall
-// counts: if its settings are the same its probes go on undisturbed,
-// otherwise they restart with the new settings (rise and fall judged by the
-// new counts from the next probe), so an up peer stays up across the
-// reload. A new peer starts down, not probed yet; a removed one stops
-// being probed and leaves the snapshot. It never blocks.
-func (p *Prober) SetPeers(peers []Peer) {
-	p.pending.Store(&peers)
+// Plan is a prepared peer list, from Prepare.
+type Plan struct {
+	peers []Peer
+}
+
+// Prepare readies cfg for Apply: every peer's CAFile is read now. It
+// changes nothing; errors name the peer and the file.
+func (p *Prober) Prepare(cfg Config) (*Plan, error) { return prepare(cfg) }
+
+func prepare(cfg Config) (*Plan, error) {
+	peers := slices.Clone(cfg.Peers)
+	for i := range peers {
+		pr := &peers[i]
+		if pr.CAFile == "" {
+			continue
+		}
+		pem, err := os.ReadFile(pr.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("peers.%s.ca_file: %w", pr.Name, err)
+		}
+		pr.RootCAs = x509.NewCertPool()
+		if !pr.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("peers.%s.ca_file: %s holds no PEM certificate", pr.Name, pr.CAFile)
+		}
+	}
+	return &Plan{peers: peers}, nil
+}
+
+// Apply replaces the peer list; Run applies it at once. A peer whose name
+// stays keeps its result and its rise and fall counts: if its settings are
+// the same its probes go on undisturbed, otherwise they restart with the
+// new settings (rise and fall judged by the new counts from the next
+// probe), so an up peer stays up across the reload. A new peer starts
+// down, not probed yet; a removed one stops being probed and leaves the
+// snapshot. It never blocks.
+func (p *Prober) Apply(plan *Plan) {
+	p.pending.Store(&plan.peers)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -129,23 +174,30 @@ func (p *Prober) SetPeers(peers []Peer) {
 
 // peerRun is one peer's probe goroutine as Run tracks it.
 type peerRun struct {
-	peer    Peer
-	tracker *health.Tracker
-	stop    context.CancelFunc
-	done    chan struct{}
+	peer  Peer
+	state *peerState
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+// peerState is one peer's rise/fall state, owned by its probe goroutine
+// while it runs and carried over to the next one on a reload.
+type peerState struct {
+	rf    health.RiseFall
+	since time.Time // when rf.Up() last changed
 }
 
 // Run probes until ctx is cancelled and returns after every probe goroutine
 // has exited.
 func (p *Prober) Run(ctx context.Context) error {
 	runs := map[string]*peerRun{}
-	start := func(peer Peer, tr *health.Tracker) {
+	start := func(peer Peer, st *peerState) {
 		pctx, stop := context.WithCancel(ctx)
-		r := &peerRun{peer: peer, tracker: tr, stop: stop, done: make(chan struct{})}
+		r := &peerRun{peer: peer, state: st, stop: stop, done: make(chan struct{})}
 		runs[peer.Name] = r
 		go func() {
 			defer close(r.done)
-			p.loop(pctx, peer, tr)
+			p.loop(pctx, peer, st)
 		}()
 	}
 	halt := func(r *peerRun) {
@@ -155,7 +207,7 @@ func (p *Prober) Run(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, peer := range p.peers {
-		start(peer, newTracker(peer, now))
+		start(peer, newState(peer, now))
 	}
 	for {
 		select {
@@ -186,8 +238,8 @@ func (p *Prober) Run(ctx context.Context) error {
 		}
 		for _, peer := range *next {
 			if r, ok := runs[peer.Name]; ok && !samePeer(r.peer, peer) {
-				halt(r) // the tracker is free once its goroutine is done
-				r.tracker.SetPolicy(trackerPolicy(peer))
+				halt(r) // the state is free once its goroutine is done
+				r.state.rf.Rise, r.state.rf.Fall = peer.Rise, peer.Fall
 				r.peer = peer
 				restart = append(restart, r)
 			}
@@ -209,12 +261,12 @@ func (p *Prober) Run(ctx context.Context) error {
 		p.snap.Store(&rs)
 		p.mu.Unlock()
 		for _, r := range restart {
-			start(r.peer, r.tracker)
+			start(r.peer, r.state)
 			p.log.Info().Str("peer", r.peer.Name).Msg("peer probe settings changed")
 		}
 		for _, peer := range *next {
 			if _, ok := runs[peer.Name]; !ok {
-				start(peer, newTracker(peer, now))
+				start(peer, newState(peer, now))
 				p.log.Info().Str("peer", peer.Name).Msg("peer added")
 			}
 		}
@@ -228,17 +280,13 @@ func samePeer(a, b Peer) bool {
 	return a == b && (ra == rb || (ra != nil && rb != nil && ra.Equal(rb)))
 }
 
-func trackerPolicy(peer Peer) health.Policy {
-	return health.Policy{MinUp: health.Quorum{Count: 1}, Rise: peer.Rise, Fall: peer.Fall, StaleAfter: time.Duration(1<<62 - 1)}
+func newState(peer Peer, now time.Time) *peerState {
+	return &peerState{rf: health.RiseFall{Rise: peer.Rise, Fall: peer.Fall}, since: now}
 }
 
-func newTracker(peer Peer, now time.Time) *health.Tracker {
-	return health.NewTracker(trackerPolicy(peer), now)
-}
-
-// loop probes peer every interval until ctx is done, feeding tr, which it
+// loop probes peer every interval until ctx is done, feeding st, which it
 // owns until it returns.
-func (p *Prober) loop(ctx context.Context, peer Peer, tr *health.Tracker) {
+func (p *Prober) loop(ctx context.Context, peer Peer, st *peerState) {
 	client := newClient(peer)
 	defer client.CloseIdleConnections()
 	tick := time.NewTicker(peer.Interval)
@@ -252,12 +300,11 @@ func (p *Prober) loop(ctx context.Context, peer Peer, tr *health.Tracker) {
 			return
 		}
 		now := time.Now()
-		ok := 0
-		if err == nil {
-			ok = 1
+		changed := st.rf.Observe(err == nil)
+		if changed {
+			st.since = now
 		}
-		st, changed := tr.Observe(health.Observation{At: now, Usable: ok, Total: 1})
-		r := Result{Name: peer.Name, Up: st.Serving, Settled: st.Settled(), Latency: now.Sub(start), Capacity: capacity, Since: st.Since}
+		r := Result{Name: peer.Name, Up: st.rf.Up(), Settled: st.rf.Settled(), Latency: now.Sub(start), Capacity: capacity, Since: st.since}
 		if err != nil {
 			r.Error = err.Error()
 		}
@@ -324,7 +371,7 @@ func probeOnce(ctx context.Context, client *http.Client, peer Peer) (float64, er
 	if err != nil {
 		return 1, nil //nolint:nilerr // capacity unknown: full, as documented
 	}
-	c, err := Capacity(sb)
+	c, err := status.PeerCapacity(sb)
 	if err != nil {
 		return 1, nil //nolint:nilerr // capacity unknown: full, as documented
 	}
@@ -356,26 +403,4 @@ func get(ctx context.Context, client *http.Client, url, host string) ([]byte, er
 		return nil, fmt.Errorf("probe %s: status %s", url, resp.Status)
 	}
 	return body, nil
-}
-
-// Capacity reads a peer's spare capacity from its spdu status JSON (the
-// document served at /status): usable / total servers, 0 when the peer says
-// it is not serving (withdrawn or drained). It returns an error for a
-// document without those fields.
-func Capacity(status []byte) (float64, error) {
-	var doc struct {
-		Serving *bool `json:"serving"`
-		Usable  *int  `json:"usable"`
-		Total   *int  `json:"total"`
-	}
-	if err := json.Unmarshal(status, &doc); err != nil {
-		return 1, fmt.Errorf("peer status: %w", err)
-	}
-	if doc.Serving == nil || doc.Usable == nil || doc.Total == nil {
-		return 1, errors.New("peer status: lacks serving, usable or total")
-	}
-	if !*doc.Serving || *doc.Total <= 0 {
-		return 0, nil
-	}
-	return min(1, max(0, float64(*doc.Usable)/float64(*doc.Total))), nil
 }

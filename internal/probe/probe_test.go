@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,10 @@ func run(t *testing.T, peers []Peer) (*Prober, *sync.Mutex, *[]Result) {
 	t.Helper()
 	var mu sync.Mutex
 	var changes []Result
-	pr := New(zerolog.Nop(), peers, func(r Result) { mu.Lock(); changes = append(changes, r); mu.Unlock() })
+	pr, err := New(zerolog.Nop(), Config{Peers: peers}, func(r Result) { mu.Lock(); changes = append(changes, r); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { pr.Run(ctx); close(done) }() //nolint:errcheck // always nil
@@ -135,30 +139,10 @@ func TestProbeVerifiesTLS(t *testing.T) {
 	t.Logf("wrong name: %s; unknown CA: %s", s[0].Error, s[1].Error)
 }
 
-func TestCapacity(t *testing.T) {
-	for in, want := range map[string]float64{
-		`{"serving":true,"usable":3,"total":5}`:  0.6,
-		`{"serving":true,"usable":0,"total":5}`:  0,
-		`{"serving":false,"usable":5,"total":5}`: 0,
-		`{"serving":true,"usable":7,"total":5}`:  1,
-		`{"serving":true,"usable":0,"total":0}`:  0,
-	} {
-		got, err := Capacity([]byte(in))
-		if err != nil || got != want {
-			t.Errorf("Capacity(%s) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{`{}`, `[]`, `{"serving":true}`, `x`} {
-		if _, err := Capacity([]byte(bad)); err == nil {
-			t.Errorf("Capacity(%s) accepted", bad)
-		}
-	}
-}
-
-// TestProbeSetPeers: a reload that changes one peer's settings, removes one
+// TestProbeReload: a reload that changes one peer's settings, removes one
 // and adds one keeps the changed peer up throughout, drops the removed one
 // and brings the new one up after its rise.
-func TestProbeSetPeers(t *testing.T) {
+func TestProbeReload(t *testing.T) {
 	ca := testenv.NewTestCA(t, []string{"api.domain.tld"})
 	beta, gamma, delta := startPeer(t, ca), startPeer(t, ca), startPeer(t, ca)
 	peer := func(name string, site *peerSite, rise int) Peer {
@@ -175,7 +159,11 @@ func TestProbeSetPeers(t *testing.T) {
 	// gamma goes; delta comes, with a rise of 3 probes.
 	changed := peer("beta", beta, 5)
 	changed.RootCAs = ca.Pool.Clone()
-	pr.SetPeers([]Peer{peer("delta", delta, 3), changed})
+	plan, err := pr.Prepare(Config{Peers: []Peer{peer("delta", delta, 3), changed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Apply(plan)
 	testenv.Eventually(t, 5*time.Second, "snapshot in the new order", func() bool {
 		s := pr.Snapshot()
 		return len(s) == 2 && s[0].Name == "delta" && s[1].Name == "beta"
@@ -197,5 +185,11 @@ func TestProbeSetPeers(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "beta down after its new fall count", func() bool { return !pr.Snapshot()[1].Up })
 	if n := len(gamma.hosts); n != 0 {
 		t.Errorf("gamma probed %d times after it was removed", n)
+	}
+	// A CA file that cannot be read is refused by name.
+	bad := peer("beta", beta, 2)
+	bad.CAFile = "/nonexistent/ca.pem"
+	if _, err := pr.Prepare(Config{Peers: []Peer{bad}}); err == nil || !strings.Contains(err.Error(), "peers.beta.ca_file") {
+		t.Errorf("Prepare with a missing CA file: %v, want an error naming peers.beta.ca_file", err)
 	}
 }

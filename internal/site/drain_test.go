@@ -104,7 +104,8 @@ func startPoller(t *testing.T, src *live, cfg Config, onChange func(health.State
 	cfg.Site, cfg.Backend, cfg.Interval, cfg.Timeout = "alpha", "api", 5*time.Millisecond, 2*time.Millisecond
 	cfg.Policy = health.Policy{MinUp: health.Quorum{Count: 3}, Rise: 1, Fall: 1, StaleAfter: time.Second}
 	var logs syncBuf
-	p := New(zerolog.New(&logs), src.source, cfg, onChange)
+	cfg.Source = src.source
+	p := mustNew(t, zerolog.New(&logs), cfg, onChange)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -261,7 +262,7 @@ func TestDrainRestored(t *testing.T) {
 }
 
 func TestDrainAfterStop(t *testing.T) {
-	p := New(zerolog.Nop(), newLive(true).source, Config{Interval: time.Millisecond, Timeout: time.Millisecond,
+	p := mustNew(t, zerolog.Nop(), Config{Source: newLive(true).source, Interval: time.Millisecond, Timeout: time.Millisecond / 2,
 		Policy: health.Policy{Rise: 1, Fall: 1, StaleAfter: time.Second}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -1,9 +1,9 @@
 // Package site owns the site's live state: the poller reads HAProxy's service
 // backend on a fixed interval, feeds the health policy and the adaptive
 // weights, applies the operator's site drain, and publishes each result as an
-// immutable Snapshot. Readers (the DNS server through a change callback, the
-// agent-check responder, the control socket, status output) only load
-// snapshots; nothing outside the poller's Run goroutine mutates site state,
+// immutable Snapshot. Readers (the answer publisher, kicked by a change
+// callback, the agent-check responder, the control socket, the status
+// document and metrics) only load snapshots; nothing outside the poller's Run goroutine mutates site state,
 // and drain requests reach it over a channel. It does not persist anything
 // itself: Config.SaveDrain does.
 package site
@@ -26,6 +26,10 @@ type StatSource func(ctx context.Context, backend string) (haproxy.BackendStats,
 
 // Config is what the poller needs from the configuration.
 type Config struct {
+	// Source reads the backend's statistics: in the daemon
+	// (*haproxy.Runtime).ShowStat on haproxy.socket. In a reload (Prepare)
+	// nil keeps the running source.
+	Source StatSource
 	// Site is the site's name, a log field.
 	Site string
 	// Backend is the HAProxy backend to poll.
@@ -82,7 +86,6 @@ type Snapshot struct {
 // Poller polls HAProxy and owns the site's health state.
 type Poller struct {
 	log      zerolog.Logger
-	source   StatSource
 	cfg      Config
 	now      func() time.Time
 	onChange func(health.State)
@@ -91,8 +94,11 @@ type Poller struct {
 	ready    chan struct{}     // closed after the first poll
 	stopped  chan struct{}     // closed when Run returns
 	requests chan drainRequest // drain and resume, served by Run
-	reconfig chan reconfigRequest
-	baseLog  zerolog.Logger // the logger given to New
+	// pending is a reconfiguration from Apply that Run has not applied;
+	// wake tells Run about it.
+	pending atomic.Pointer[Plan]
+	wake    chan struct{}
+	baseLog zerolog.Logger // the logger given to New
 
 	// Owned by the Run goroutine only.
 	tracker    *health.Tracker
@@ -111,18 +117,23 @@ type Poller struct {
 // New returns a Poller that starts withdrawn (and drained, if cfg.Drain is
 // active). onChange, if not nil, is called from the Run goroutine each time
 // the site switches between serving and withdrawn, after the new Snapshot
-// is published; it must not block.
-func New(logger zerolog.Logger, source StatSource, cfg Config, onChange func(health.State)) *Poller {
+// is published; it must not block. It returns Prepare's errors.
+func New(logger zerolog.Logger, cfg Config, onChange func(health.State)) (*Poller, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Source == nil {
+		return nil, errors.New("poller: no stat source")
+	}
 	p := &Poller{
 		log:      logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
-		source:   source,
 		cfg:      cfg,
 		now:      time.Now,
 		onChange: onChange,
 		ready:    make(chan struct{}),
 		stopped:  make(chan struct{}),
 		requests: make(chan drainRequest),
-		reconfig: make(chan reconfigRequest),
+		wake:     make(chan struct{}, 1),
 		baseLog:  logger,
 		drain:    cfg.Drain,
 	}
@@ -131,7 +142,7 @@ func New(logger zerolog.Logger, source StatSource, cfg Config, onChange func(hea
 	}
 	p.tracker = health.NewTracker(cfg.Policy, p.now())
 	p.snap.Store(&Snapshot{Health: p.siteState(p.tracker.State()), Drain: p.drain})
-	return p
+	return p, nil
 }
 
 // Snapshot returns the latest published snapshot; never nil.
@@ -158,9 +169,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.pollOnce(ctx)
 		case req := <-p.requests:
 			req.reply <- p.applyDrain(req)
-		case req := <-p.reconfig:
+		case <-p.wake:
 			interval := p.cfg.Interval
-			p.applyReconfig(req)
+			p.applyPending()
 			if p.cfg.Interval != interval {
 				tick.Reset(p.cfg.Interval)
 			}
@@ -171,7 +182,7 @@ func (p *Poller) Run(ctx context.Context) error {
 func (p *Poller) pollOnce(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	start := p.now()
-	stats, err := p.source(pctx, p.cfg.Backend)
+	stats, err := p.cfg.Source(pctx, p.cfg.Backend)
 	cancel()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return // shutting down: not an observation
@@ -288,6 +299,17 @@ func (p *Poller) logPollError(err error) {
 func (s *Snapshot) HasServer(name string) bool {
 	_, ok := s.byName[name]
 	return ok
+}
+
+// Capacity is the spare capacity the site offers to new clients, from 0 to
+// 1 (health.Capacity of the last successful poll) while it serves, 0 while
+// it is withdrawn or drained. The pool policy orders this site by it and
+// the status document publishes it to peers.
+func (s *Snapshot) Capacity() float64 {
+	if !s.Health.Serving {
+		return 0
+	}
+	return health.Capacity(s.Health.Usable, s.Health.Total)
 }
 
 // Weight returns the weight the agent advertises for server, in percent.

@@ -53,6 +53,16 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// mustNew is New for tests: it fails the test on an error.
+func mustNew(t *testing.T, logger zerolog.Logger, cfg Config, onChange func(health.State)) *Poller {
+	t.Helper()
+	p, err := New(logger, cfg, onChange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, 5*time.Second, what, cond)
@@ -67,7 +77,7 @@ func TestPollerPublishes(t *testing.T) {
 	var logs syncBuf
 	var mu sync.Mutex
 	var changes []bool
-	p := New(zerolog.New(&logs), src.source, Config{
+	p := mustNew(t, zerolog.New(&logs), Config{Source: src.source,
 		Site: "alpha", Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
 		Policy: health.Policy{MinUp: health.Quorum{Count: 3}, Rise: 2, Fall: 2, StaleAfter: 50 * time.Millisecond},
 	}, func(st health.State) {

@@ -1,55 +1,75 @@
 package site
 
 import (
-	"context"
+	"errors"
+	"fmt"
 
 	"github.com/spdu/spdu-haproxy/internal/health"
 )
 
-// reconfigRequest asks the Run goroutine to apply a reloaded configuration.
-type reconfigRequest struct {
-	cfg    Config
-	source StatSource
-	done   chan struct{}
+// Plan is a prepared reconfiguration of the poller, from Prepare.
+type Plan struct {
+	cfg Config
 }
 
-// Reconfigure applies a reloaded configuration without losing the site's
-// state: the health counters, the drain and the weights carry over, so a
-// reload never withdraws a serving site by itself. The backend, poll
-// interval and timeout, health policy, agent mode and drain_servers change
-// from the next poll on; the drain state and its persistence (cfg.Drain,
-// cfg.SaveDrain) are kept from the running poller. source replaces the stat
-// source when not nil (a changed runtime API socket). It returns ErrStopped
-// when Run has returned, or ctx's error.
-func (p *Poller) Reconfigure(ctx context.Context, cfg Config, source StatSource) error {
-	req := reconfigRequest{cfg: cfg, source: source, done: make(chan struct{})}
-	select {
-	case p.reconfig <- req:
-	case <-p.stopped:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
+// Prepare checks cfg for Apply: the interval must be positive and longer
+// than the timeout, and rise and fall at least 1. It changes nothing. A
+// nil cfg.Source keeps the running source (the runtime API socket did not
+// change).
+func (p *Poller) Prepare(cfg Config) (*Plan, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
-	<-req.done
+	return &Plan{cfg: cfg}, nil
+}
+
+// check validates the parts of c the poller relies on.
+func (c *Config) check() error {
+	switch {
+	case c.Interval <= 0 || c.Timeout <= 0 || c.Timeout >= c.Interval:
+		return fmt.Errorf("poller: timeout %s must be positive and shorter than the interval %s", c.Timeout, c.Interval)
+	case c.Policy.Rise < 1 || c.Policy.Fall < 1:
+		return errors.New("poller: rise and fall must be at least 1")
+	}
 	return nil
 }
 
-// applyReconfig runs on the Run goroutine.
-func (p *Poller) applyReconfig(req reconfigRequest) {
-	defer close(req.done)
+// Apply hands a prepared configuration to Run, which puts it in force
+// before its next poll, without losing the site's state: the health
+// counters, the drain and the weights carry over, so a reload never
+// withdraws a serving site by itself. The backend, poll interval and
+// timeout, health policy, agent mode and drain_servers change from the
+// next poll on; the drain state and its persistence (Drain, SaveDrain) are
+// kept from the running poller. It never blocks; after Run has returned
+// it does nothing.
+func (p *Poller) Apply(plan *Plan) {
+	p.pending.Store(plan)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyPending runs on the Run goroutine.
+func (p *Poller) applyPending() {
+	plan := p.pending.Swap(nil)
+	if plan == nil {
+		return
+	}
 	old := p.cfg
-	req.cfg.Drain, req.cfg.SaveDrain = old.Drain, old.SaveDrain
-	p.cfg = req.cfg
-	if req.source != nil {
-		p.source = req.source
+	next := plan.cfg
+	next.Drain, next.SaveDrain = old.Drain, old.SaveDrain
+	if next.Source == nil {
+		next.Source = old.Source
 	}
-	p.tracker.SetPolicy(req.cfg.Policy)
+	p.cfg = next
+	p.tracker.SetPolicy(next.Policy)
 	switch {
-	case req.cfg.Adaptive == nil:
+	case next.Adaptive == nil:
 		p.weigher, p.weights = nil, nil
-	case old.Adaptive == nil || *old.Adaptive != *req.cfg.Adaptive:
-		p.weigher = health.NewWeigher(*req.cfg.Adaptive)
+	case old.Adaptive == nil || *old.Adaptive != *next.Adaptive:
+		p.weigher = health.NewWeigher(*next.Adaptive)
 	}
-	p.log = p.baseLog.With().Str("component", "poller").Str("backend", req.cfg.Backend).Logger()
-	p.log.Info().Dur("interval", req.cfg.Interval).Str("backend", req.cfg.Backend).Msg("poller reconfigured")
+	p.log = p.baseLog.With().Str("component", "poller").Str("backend", next.Backend).Logger()
+	p.log.Info().Dur("interval", next.Interval).Msg("poller reconfigured")
 }

@@ -16,7 +16,8 @@ func TestReconfigureKeepsState(t *testing.T) {
 	src := &script{results: []result{{usable: 5}}}
 	cfg := Config{Site: "alpha", Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
 		Policy: health.Policy{MinUp: health.Quorum{Count: 3}, Rise: 2, Fall: 2, StaleAfter: time.Second}}
-	p := New(zerolog.Nop(), src.source, cfg, nil)
+	cfg.Source = src.source
+	p := mustNew(t, zerolog.Nop(), cfg, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -25,10 +26,13 @@ func TestReconfigureKeepsState(t *testing.T) {
 
 	// Same policy, a slower interval: still serving right away.
 	slower := cfg
+	slower.Source = nil // keep the running source
 	slower.Interval = 20 * time.Millisecond
-	if err := p.Reconfigure(ctx, slower, nil); err != nil {
+	plan, err := p.Prepare(slower)
+	if err != nil {
 		t.Fatal(err)
 	}
+	p.Apply(plan)
 	if !p.Snapshot().Health.Serving {
 		t.Fatal("a reload withdrew a healthy site")
 	}
@@ -36,9 +40,12 @@ func TestReconfigureKeepsState(t *testing.T) {
 	stricter := slower
 	stricter.Policy.MinUp = health.Quorum{Count: 5}
 	four := &script{results: []result{{usable: 4}}}
-	if err := p.Reconfigure(ctx, stricter, four.source); err != nil {
+	stricter.Source = four.source
+	plan, err = p.Prepare(stricter)
+	if err != nil {
 		t.Fatal(err)
 	}
+	p.Apply(plan)
 	waitFor(t, "withdrawn under the new quorum", func() bool {
 		s := p.Snapshot()
 		return !s.Health.Serving && s.Health.Required == 5
@@ -46,10 +53,14 @@ func TestReconfigureKeepsState(t *testing.T) {
 	if four.calls.Load() == 0 {
 		t.Error("the new source was never polled")
 	}
+	// A bad configuration is refused and changes nothing.
+	bad := stricter
+	bad.Timeout = bad.Interval
+	if _, err := p.Prepare(bad); err == nil {
+		t.Error("Prepare accepted a timeout as long as the interval")
+	}
 	cancel()
 	<-done
 	done <- nil
-	if err := p.Reconfigure(context.Background(), cfg, nil); err != ErrStopped {
-		t.Errorf("Reconfigure after Run returned: %v, want ErrStopped", err)
-	}
+	p.Apply(plan) // after Run: does nothing, never blocks
 }

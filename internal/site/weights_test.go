@@ -86,7 +86,7 @@ func TestPollCounters(t *testing.T) {
 		}
 		return src.source(ctx, b)
 	}
-	p := New(zerolog.Nop(), source, Config{Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
+	p := mustNew(t, zerolog.Nop(), Config{Source: source, Backend: "api", Interval: 5 * time.Millisecond, Timeout: 2 * time.Millisecond,
 		Policy: health.Policy{MinUp: health.Quorum{Count: 1}, Rise: 1, Fall: 1, StaleAfter: time.Second}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -56,10 +56,12 @@ func FreePort(t testing.TB) int {
 
 // Backend is one HTTP backend on a fixed loopback address that can be
 // stopped and started again on the same address. It answers GET /status
-// with 200 and every other path with "hello from NAME".
+// with 200 at once and every other path with "hello from NAME" after
+// Delay, as cmd/demo-backend -delay does.
 type Backend struct {
-	Name string
-	Addr string // "127.0.0.1:port"
+	Name  string
+	Addr  string // "127.0.0.1:port"
+	Delay time.Duration
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -68,13 +70,20 @@ type Backend struct {
 // StartBackends starts n backends named s1..sn on free loopback ports.
 func StartBackends(t testing.TB, n int) []*Backend {
 	t.Helper()
-	bs := make([]*Backend, n)
+	return StartSlowBackends(t, make([]time.Duration, n)...)
+}
+
+// StartSlowBackends starts one backend per delay, named s1..sN, on free
+// loopback ports.
+func StartSlowBackends(t testing.TB, delays ...time.Duration) []*Backend {
+	t.Helper()
+	bs := make([]*Backend, len(delays))
 	for i := range bs {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		bs[i] = &Backend{Name: fmt.Sprintf("s%d", i+1), Addr: l.Addr().String()}
+		bs[i] = &Backend{Name: fmt.Sprintf("s%d", i+1), Addr: l.Addr().String(), Delay: delays[i]}
 		bs[i].serve(l)
 		t.Cleanup(bs[i].Stop)
 	}
@@ -84,7 +93,18 @@ func StartBackends(t testing.TB, n int) []*Backend {
 func (b *Backend) serve(l net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, "hello from %s\n", b.Name) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if b.Delay > 0 {
+			timer := time.NewTimer(b.Delay) // plays a slow server; not synchronisation
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprintf(w, "hello from %s\n", b.Name)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	b.mu.Lock()
 	b.srv = srv

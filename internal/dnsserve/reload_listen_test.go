@@ -25,15 +25,15 @@ func answersOn(t *testing.T, udp, tcp string) bool {
 	return true
 }
 
-func TestSetListenMovesListeners(t *testing.T) {
+func TestReloadMovesListeners(t *testing.T) {
 	s, udp1, tcp1 := startServer(t, testConfig(), true)
 	if !answersOn(t, udp1, tcp1) {
 		t.Fatal("no answer on the first address")
 	}
 
 	// Add a second address: the first keeps its sockets.
-	if err := s.SetListen([]string{"127.0.0.1:0", "127.0.0.2:0"}); err != nil {
-		t.Fatalf("SetListen add: %v", err)
+	if err := reloadListen(s, []string{"127.0.0.1:0", "127.0.0.2:0"}); err != nil {
+		t.Fatalf("reload add: %v", err)
 	}
 	u, tc := s.Addrs()
 	if len(u) != 2 || u[0].String() != udp1 || tc[0].String() != tcp1 {
@@ -49,24 +49,24 @@ func TestSetListenMovesListeners(t *testing.T) {
 
 	// A bad list changes nothing.
 	for _, bad := range [][]string{{"127.0.0.2:0", "127.0.0.1:notaport"}, {"127.0.0.3:0", "192.0.2.1:53"}, nil} {
-		err := s.SetListen(bad)
+		err := reloadListen(s, bad)
 		if err == nil {
-			t.Fatalf("SetListen(%q) succeeded", bad)
+			t.Fatalf("reload(%q) succeeded", bad)
 		}
 		if len(bad) > 0 && !strings.Contains(err.Error(), bad[len(bad)-1]) {
-			t.Errorf("SetListen(%q) error %q does not name the address", bad, err)
+			t.Errorf("reload(%q) error %q does not name the address", bad, err)
 		}
 		if u, _ := s.Addrs(); len(u) != 2 {
-			t.Fatalf("Addrs after failed SetListen(%q) = %v", bad, u)
+			t.Fatalf("Addrs after failed reload(%q) = %v", bad, u)
 		}
 	}
 	if !answersOn(t, udp1, tcp1) || !answersOn(t, udp2, tcp2) {
-		t.Fatal("a failed SetListen stopped an address")
+		t.Fatal("a failed reload stopped an address")
 	}
 
 	// Drop the first address: it stops answering, the second goes on.
-	if err := s.SetListen([]string{"127.0.0.2:0"}); err != nil {
-		t.Fatalf("SetListen drop: %v", err)
+	if err := reloadListen(s, []string{"127.0.0.2:0"}); err != nil {
+		t.Fatalf("reload drop: %v", err)
 	}
 	if u, _ := s.Addrs(); len(u) != 1 || u[0].String() != udp2 {
 		t.Fatalf("Addrs after drop = %v; want %s", u, udp2)
@@ -84,28 +84,28 @@ func TestSetListenMovesListeners(t *testing.T) {
 	}
 }
 
-// TestSetListenBeforeRunAndAfterStop: before Run, SetListen replaces what
-// Listen bound (a reload can come before Run has started); once Run has
+// TestReloadBeforeRunAndAfterStop: before Run, a reload replaces what
+// Bind bound (a reload can come before Run has started); once Run has
 // stopped it fails.
-func TestSetListenBeforeRunAndAfterStop(t *testing.T) {
+func TestReloadBeforeRunAndAfterStop(t *testing.T) {
 	s, err := New(zerolog.Nop(), testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Listen([]string{"127.0.0.1:0"}); err != nil {
+	if err := s.Bind(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetListen([]string{"127.0.0.2:0"}); err != nil {
-		t.Fatalf("SetListen before Run: %v", err)
+	if err := reloadListen(s, []string{"127.0.0.2:0"}); err != nil {
+		t.Fatalf("reload before Run: %v", err)
 	}
 	u, tc := s.Addrs()
 	if len(u) != 1 || !strings.HasPrefix(u[0].String(), "127.0.0.2:") {
-		t.Fatalf("Addrs after SetListen before Run = %v", u)
+		t.Fatalf("Addrs after reload before Run = %v", u)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	s.SetServing(true)
+	s.setServing(true)
 	if !answersOn(t, u[0].String(), tc[0].String()) {
 		t.Fatal("no answer on the address set before Run")
 	}
@@ -113,17 +113,17 @@ func TestSetListenBeforeRunAndAfterStop(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := s.SetListen([]string{"127.0.0.1:0"}); err == nil {
-		t.Fatal("SetListen after Run stopped succeeded")
+	if err := reloadListen(s, []string{"127.0.0.1:0"}); err == nil {
+		t.Fatal("reload after Run stopped succeeded")
 	}
 }
 
-// TestSetListenSamePort: a new address that the kernel refuses while a
+// TestReloadSamePort: a new address that the kernel refuses while a
 // dropped one holds its port (here the same socket address spelled as an
 // IPv4-mapped IPv6 address, which behaves like 0.0.0.0:53 narrowed to one
 // address) takes over: the old one is closed first. If a later address of
 // the same list fails, the old one is bound again.
-func TestSetListenSamePort(t *testing.T) {
+func TestReloadSamePort(t *testing.T) {
 	// The take-over binds both transports on one port: start on a port
 	// that UDP and TCP share (with port 0 they share it unless another
 	// socket holds that TCP port already).
@@ -145,8 +145,8 @@ func TestSetListenSamePort(t *testing.T) {
 
 	// A failing list: the old address is closed early for mapped, then
 	// the bad address fails, and the old one must be back.
-	if err := s.SetListen([]string{mapped, "127.0.0.1:notaport"}); err == nil {
-		t.Fatal("SetListen with a bad address succeeded")
+	if err := reloadListen(s, []string{mapped, "127.0.0.1:notaport"}); err == nil {
+		t.Fatal("reload with a bad address succeeded")
 	}
 	if u, _ := s.Addrs(); len(u) != 1 || u[0].String() != udp {
 		t.Fatalf("Addrs after a failed take-over = %v; want %s again", u, udp)
@@ -155,8 +155,8 @@ func TestSetListenSamePort(t *testing.T) {
 		t.Fatal("the old address does not answer after a failed take-over")
 	}
 
-	if err := s.SetListen([]string{mapped}); err != nil {
-		t.Fatalf("SetListen(%s) over %s: %v", mapped, udp, err)
+	if err := reloadListen(s, []string{mapped}); err != nil {
+		t.Fatalf("reload(%s) over %s: %v", mapped, udp, err)
 	}
 	if !answersOn(t, udp, tcp) {
 		t.Fatal("no answer on the port after the take-over")

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/hex"
@@ -87,7 +87,7 @@ func nsidOf(t *testing.T, addr string) string {
 // waits until the log says the reload was done (want "configuration
 // reloaded") or refused (want "reload failed"); it returns the log lines of
 // this reload.
-func reloadWith(t *testing.T, d *testenv.Process, path, text, want string) string {
+func reloadWith(t *testing.T, d *Daemon, path, text, want string) string {
 	t.Helper()
 	mark := len(d.Output())
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -109,6 +109,13 @@ func TestReloadMovesListeners(t *testing.T) {
 	d := s.startServing(t)
 	orig := s.configText(t)
 	ctl1 := regexp.MustCompile(`socket = "([^"]*control\.sock)"`).FindStringSubmatch(orig)[1]
+	ctlRun := func(socket string, args ...string) (string, error) {
+		code, out := testenv.RunBinary(t, append(args[:1:1], append([]string{"-socket", socket}, args[1:]...)...)...)
+		if code != 0 {
+			return out, fmt.Errorf("exit %d", code)
+		}
+		return out, nil
+	}
 	if _, err := ctlRun(ctl1, "status"); err != nil {
 		t.Fatalf("status on %s: %v", ctl1, err)
 	}
@@ -122,13 +129,13 @@ func TestReloadMovesListeners(t *testing.T) {
 	// 1. Add a DNS address, move the agent, metrics and control socket (and
 	// change the agent mode, which status must show, and hide the NSID),
 	// while a client queries the DNS address that stays.
-	if got := nsidOf(t, s.dnsAddr); got != "alpha" {
+	if got := nsidOf(t, s.DNSAddr); got != "alpha" {
 		t.Fatalf("NSID before the reload = %q, want alpha", got)
 	}
-	load := startQueryLoad(s.dnsAddr)
+	load := startQueryLoad(s.DNSAddr)
 	step1 := rep(orig,
-		fmt.Sprintf("listen = [%q]", s.dnsAddr), fmt.Sprintf("listen = [%q, %q]", s.dnsAddr, dns2),
-		fmt.Sprintf("listen = %q", s.agentAddr), fmt.Sprintf("listen = %q", agent2),
+		fmt.Sprintf("listen = [%q]", s.DNSAddr), fmt.Sprintf("listen = [%q, %q]", s.DNSAddr, dns2),
+		fmt.Sprintf("listen = %q", s.AgentAddr), fmt.Sprintf("listen = %q", agent2),
 		fmt.Sprintf("listen = %q", web1), fmt.Sprintf("listen = %q", web2),
 		fmt.Sprintf("socket = %q", ctl1), fmt.Sprintf("socket = %q", ctl2),
 		"[agent]\n", "[agent]\nmode = \"adaptive\"\n",
@@ -136,21 +143,21 @@ func TestReloadMovesListeners(t *testing.T) {
 	if step1 == orig || strings.Count(step1, "127.0.0.2") != 1 {
 		t.Fatalf("test bug: replacements did not apply:\n%s", step1)
 	}
-	logs := reloadWith(t, d, s.cfgPath, step1, "configuration reloaded")
+	logs := reloadWith(t, d, s.CfgPath, step1, "configuration reloaded")
 	if !strings.Contains(logs, "listeners moved") || strings.Contains(logs, "next restart") {
 		t.Errorf("reload log lacks the move, or defers a key to a restart:\n%s", logs)
 	}
 	if rc := query(dns2); rc != dns.RcodeSuccess {
 		t.Errorf("new DNS address %s: rcode %d, want NOERROR", dns2, rc)
 	}
-	if got := nsidOf(t, s.dnsAddr); got != "" {
+	if got := nsidOf(t, s.DNSAddr); got != "" {
 		t.Errorf("NSID %q after dns.identity = false was reloaded", got)
 	}
-	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+	if r := testenv.AgentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
 		t.Errorf("agent on new address %s replied %q, want a weight", agent2, r)
 	}
-	if r := agentAsk(s.agentAddr, "api/s1"); !strings.HasPrefix(r, "dial:") {
-		t.Errorf("agent on old address %s still replies %q", s.agentAddr, r)
+	if r := testenv.AgentAsk(s.AgentAddr, "api/s1"); !strings.HasPrefix(r, "dial:") {
+		t.Errorf("agent on old address %s still replies %q", s.AgentAddr, r)
 	}
 	if body := httpGet(t, "http://"+web2+"/metrics"); !strings.Contains(body, "spdu_site_serving 1") {
 		t.Errorf("metrics on new address lack spdu_site_serving 1")
@@ -172,10 +179,10 @@ func TestReloadMovesListeners(t *testing.T) {
 		t.Errorf("%d of %d queries failed on the kept address while listeners moved", failed, total)
 	}
 	load = startQueryLoad(dns2)
-	step2 := rep(step1, fmt.Sprintf("listen = [%q, %q]", s.dnsAddr, dns2), fmt.Sprintf("listen = [%q]", dns2))
-	reloadWith(t, d, s.cfgPath, step2, "configuration reloaded")
-	if rc := query(s.dnsAddr); rc != -1 {
-		t.Errorf("dropped DNS address %s still answers: rcode %d", s.dnsAddr, rc)
+	step2 := rep(step1, fmt.Sprintf("listen = [%q, %q]", s.DNSAddr, dns2), fmt.Sprintf("listen = [%q]", dns2))
+	reloadWith(t, d, s.CfgPath, step2, "configuration reloaded")
+	if rc := query(s.DNSAddr); rc != -1 {
+		t.Errorf("dropped DNS address %s still answers: rcode %d", s.DNSAddr, rc)
 	}
 
 	// 3. A move that cannot bind is refused whole: the agent address is
@@ -189,7 +196,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	bad := rep(step2, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q, %q]", dns2, dns3),
 		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", busy.Addr()),
 		`[dns]`+"\n", "[dns]\nttl = \"9s\"\n")
-	logs = reloadWith(t, d, s.cfgPath, bad, "reload failed")
+	logs = reloadWith(t, d, s.CfgPath, bad, "reload failed")
 	if !strings.Contains(logs, "agent.listen") {
 		t.Errorf("refused reload does not name agent.listen:\n%s", logs)
 	}
@@ -199,12 +206,12 @@ func TestReloadMovesListeners(t *testing.T) {
 	if ttl := answerTTL(dns2); ttl != 5 {
 		t.Errorf("TTL %d after a refused reload, want the running 5", ttl)
 	}
-	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+	if r := testenv.AgentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
 		t.Errorf("agent stopped after a refused reload: %q", r)
 	}
 
 	// 4. Metrics off.
-	reloadWith(t, d, s.cfgPath, rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`), "configuration reloaded")
+	reloadWith(t, d, s.CfgPath, rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`), "configuration reloaded")
 	if _, err := http.Get("http://" + web2 + "/metrics"); err == nil {
 		t.Errorf("metrics still served on %s after metrics.listen = off", web2)
 	}
@@ -228,7 +235,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	}
 	step5 := rep(step4, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q]", mapped(dns2)),
 		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", mapped(agent2)))
-	logs = reloadWith(t, d, s.cfgPath, step5, "configuration reloaded")
+	logs = reloadWith(t, d, s.CfgPath, step5, "configuration reloaded")
 	for _, want := range []string{"agent.listen overlaps the old address", "the new address overlaps the old one on the same port"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("reload log lacks %q:\n%s", want, logs)
@@ -237,7 +244,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	if rc := query(dns2); rc != dns.RcodeSuccess {
 		t.Errorf("DNS on %s after the same-port move: rcode %d", dns2, rc)
 	}
-	if r := agentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
+	if r := testenv.AgentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {
 		t.Errorf("agent on %s after the same-port move replied %q", agent2, r)
 	}
 }

@@ -26,9 +26,9 @@ func optionOf(r *dns.Msg, code uint16) string {
 	return ""
 }
 
-// TestSetOptions: identity, cookie secret and rate limiting change on a
+// TestReloadOptions: identity, cookie secret and rate limiting change on a
 // running server; a bad Config changes nothing; the RRL counters only grow.
-func TestSetOptions(t *testing.T) {
+func TestReloadOptions(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "cookie.key")
 	writeSecret := func(hex string) {
@@ -41,14 +41,7 @@ func TestSetOptions(t *testing.T) {
 	cfg.Identity, cfg.CookieSecretFile = "ns-a", secret
 	now := time.Unix(1_700_000_000, 0)
 	s, udp, _ := startServer(t, cfg, true, func(s *Server) { s.clock = func() time.Time { return now } })
-	// setOptions is what a reload does: check, then apply.
-	setOptions := func(c Config) error {
-		o, err := CheckConfig(c)
-		if err == nil {
-			s.SetOptions(o)
-		}
-		return err
-	}
+	setOptions := func(c Config) error { return reload(s, c) }
 
 	nsid := func() string {
 		t.Helper()
@@ -74,10 +67,10 @@ func TestSetOptions(t *testing.T) {
 	next.Identity = "ns-b"
 	next.RRL = RRL{Rate: 1, Slip: -1, Loopback: true}
 	if err := setOptions(next); err != nil {
-		t.Fatalf("SetOptions: %v", err)
+		t.Fatalf("reload: %v", err)
 	}
 	if got := nsid(); got != "6e732d62" {
-		t.Errorf("NSID after SetOptions = %q, want ns-b", got)
+		t.Errorf("NSID after reload = %q, want ns-b", got)
 	}
 	// Both queries above and these count against the 1/s bucket: keep
 	// asking until one is dropped.
@@ -98,7 +91,7 @@ func TestSetOptions(t *testing.T) {
 	// server cookie for the same client cookie, IP and time.
 	next.RRL = RRL{Rate: -1}
 	if err := setOptions(next); err != nil {
-		t.Fatalf("SetOptions: %v", err)
+		t.Fatalf("reload: %v", err)
 	}
 	if got := s.RRLStats(); got.Dropped < st.Dropped {
 		t.Errorf("RRLStats went back from %+v to %+v", st, got)
@@ -132,18 +125,18 @@ func TestSetOptions(t *testing.T) {
 	bad := next
 	bad.Identity = `ns"c`
 	if err := setOptions(bad); err == nil || !strings.Contains(err.Error(), "Identity") {
-		t.Errorf("SetOptions with a bad identity: %v", err)
+		t.Errorf("reload with a bad identity: %v", err)
 	}
 	bad = next
 	bad.CookieSecretFile = filepath.Join(dir, "missing.key")
 	if err := setOptions(bad); err == nil {
-		t.Error("SetOptions with a missing cookie secret file succeeded")
+		t.Error("reload with a missing cookie secret file succeeded")
 	}
 	if got := nsid(); got != "6e732d62" {
-		t.Errorf("NSID after refused SetOptions = %q, want ns-b still", got)
+		t.Errorf("NSID after refused reload = %q, want ns-b still", got)
 	}
 	if c3 := cookie(); c3 != c2 {
-		t.Errorf("server cookie changed after refused SetOptions: %q, then %q", c2, c3)
+		t.Errorf("server cookie changed after refused reload: %q, then %q", c2, c3)
 	}
 
 	// With no secret file before and after, the random secret stays, so
@@ -158,7 +151,7 @@ func TestSetOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c5 := cookie(); c5 != c4 {
-		t.Errorf("random secret changed across a SetOptions without a file: %q, then %q", c4, c5)
+		t.Errorf("random secret changed across a reload without a file: %q, then %q", c4, c5)
 	}
 	if got := nsid(); got != "" {
 		t.Errorf("NSID %q with HideIdentity", got)

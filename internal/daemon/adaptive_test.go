@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"fmt"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spdu/spdu-haproxy/internal/health"
 	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
@@ -104,20 +103,22 @@ type agentSetup struct {
 // took), then it measures rate requests per second for dur.
 func measureSite(tb testing.TB, setup agentSetup, rate int, dur time.Duration) (loadStats, time.Duration) {
 	tb.Helper()
-	backends := startSlowBackends(tb, 0, 0, 0, 0, slowDelay)
-	agentPort, dnsPort, fePort := testenv.FreePort(tb), testenv.FreePort(tb), testenv.FreePort(tb)
-	hap := testenv.StartHAProxy(tb, siteHAProxy(backends, fePort, agentPort, "", setup.agent))
-	url := fmt.Sprintf("http://127.0.0.1:%d/", fePort)
-	if setup.agent {
-		cs := ctlSettings(ctlTempDir(tb))
-		cs.Mode = setup.mode
-		cs.Weights = health.WeightPolicy{MinWeight: setup.minWeight, Slack: setup.slack, HalfLife: 2 * time.Second}
-		startCtlDaemon(tb, siteConfigText(tb, hap.Socket, dnsPort, agentPort), cs)
+	c := testenv.DaemonConfig{Agent: fmt.Sprintf("mode = %q\nhalf_life = \"2s\"", setup.mode)}
+	if setup.minWeight > 0 {
+		c.Agent += fmt.Sprintf("\nmin_weight = %d", setup.minWeight)
 	}
+	if setup.slack > 0 {
+		c.Agent += fmt.Sprintf("\nlatency_slack = %q", setup.slack.String())
+	}
+	s := testenv.StartSite(tb, testenv.SiteOpts{Delays: []time.Duration{0, 0, 0, 0, slowDelay}, NoAgent: !setup.agent, Daemon: c})
+	if setup.agent {
+		startDaemon(tb, s.Config.Parse(tb))
+	}
+	url := "http://" + s.HTTPAddr + "/"
 	testenv.Eventually(tb, 5*time.Second, "all servers up", func() bool {
 		n := 0
-		for name, st := range serverStatuses(tb, hap) {
-			if strings.HasPrefix(name, "s") && st == "UP" {
+		for name, row := range s.HAProxy.ShowStat(tb, "api") {
+			if strings.HasPrefix(name, "s") && row["status"] == "UP" {
 				n++
 			}
 		}
@@ -125,20 +126,22 @@ func measureSite(tb testing.TB, setup agentSetup, rate int, dur time.Duration) (
 	})
 	var converge time.Duration
 	if setup.mode == "adaptive" {
-		tr := startCtlTraffic(url, rate)
-		var last string
-		converge = eventually(tb, 15*time.Second, func() bool {
-			last = statColumn(tb, hap, "weight")["s5"]
+		tr := testenv.StartTraffic(url, rate)
+		last := ""
+		converge = testenv.Eventually(tb, 15*time.Second, "HAProxy applies a low weight to s5", func() bool {
+			row := s.HAProxy.ShowStat(tb, "api")["s5"]
+			if row["weight"] != last {
+				last = row["weight"]
+				tb.Logf("s5: weight %s, rtime %s", row["weight"], row["rtime"])
+			}
 			w, err := strconv.Atoi(last)
 			// At or near min_weight: under -race and a loaded CI machine
 			// the fast servers' median is a few ms, which lifts the slow
 			// one's target a little above the floor; 4% of five servers
 			// is still under 1% of requests, outside the p99.
 			return err == nil && w <= max(setup.minWeight, 4)
-		}, func() string {
-			return "HAProxy applies a low weight to s5: weight " + last + ", rtime " + statColumn(tb, hap, "rtime")["s5"]
 		})
-		tr.stop()
+		tr.Stop()
 	}
 	return runLoad(url, rate, dur), converge
 }
@@ -185,7 +188,7 @@ func TestAdaptiveWeightsLowerP99(t *testing.T) {
 // with min_weight 2% and latency_slack 1ms. Each setup runs
 // one load of 300 requests per second for 15 s; run it with
 //
-//	go test -run '^$' -bench AgentLatency -benchtime 1x ./cmd/spdu-haproxy
+//	go test -run '^$' -bench AgentLatency -benchtime 1x ./internal/daemon
 func BenchmarkAgentLatency(b *testing.B) {
 	for _, setup := range []agentSetup{
 		{name: "roundrobin-no-agent"},
@@ -205,23 +208,4 @@ func BenchmarkAgentLatency(b *testing.B) {
 			}
 		})
 	}
-}
-
-// eventually is testenv.Eventually with a failure message computed at the
-// deadline, and it returns how long cond took.
-func eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg func() string) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			tb.Fatalf("not within %s: %s", timeout, msg())
-		case <-tick.C:
-		}
-	}
-	return time.Since(start)
 }

@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/spdu/spdu-haproxy/internal/config"
+	"github.com/spdu/spdu-haproxy/internal/control"
+	"github.com/spdu/spdu-haproxy/internal/dnsserve"
+	"github.com/spdu/spdu-haproxy/internal/haproxy"
+	"github.com/spdu/spdu-haproxy/internal/health"
+	"github.com/spdu/spdu-haproxy/internal/notify"
+	"github.com/spdu/spdu-haproxy/internal/pool"
+	"github.com/spdu/spdu-haproxy/internal/probe"
+	"github.com/spdu/spdu-haproxy/internal/site"
+)
+
+// This file maps the configuration onto each component's own settings:
+// plain functions of a validated *config.Config, used alike at start and
+// on every reload, so the two can never disagree.
+
+// dnsConfig returns the DNS server's settings (keys dns.*).
+func dnsConfig(cfg *config.Config) dnsserve.Config {
+	recs := make(map[string]dnsserve.Records, len(cfg.DNS.Records))
+	for owner, r := range cfg.DNS.Records {
+		a, aaaa := r.Addrs()
+		recs[strings.ToLower(owner)] = dnsserve.Records{A: a, AAAA: aaaa}
+	}
+	// dnsserve reads zero as "default", so "off" is passed as -1.
+	rate, slip := *cfg.DNS.RRL.Rate, *cfg.DNS.RRL.Slip
+	if rate == 0 {
+		rate = -1
+	}
+	if slip == 0 {
+		slip = -1
+	}
+	var whitelist []netip.Prefix
+	for _, w := range cfg.DNS.RRL.Whitelist {
+		whitelist = append(whitelist, netip.MustParsePrefix(w)) // validated by config
+	}
+	return dnsserve.Config{
+		Zone:             cfg.DNS.Zone,
+		TTL:              cfg.DNS.TTL.Duration,
+		Nameservers:      cfg.DNS.Nameservers,
+		Hostmaster:       cfg.DNS.Hostmaster,
+		Withdraw:         cfg.DNS.Withdraw.Rcode(),
+		Records:          recs,
+		Listen:           cfg.DNS.Listen,
+		Identity:         cfg.Site,
+		HideIdentity:     !*cfg.DNS.Identity,
+		RRL:              dnsserve.RRL{Rate: rate, Slip: slip, Whitelist: whitelist, Loopback: cfg.DNS.RRL.Loopback},
+		CookieSecretFile: cfg.DNS.CookieSecretFile,
+		UDPSockets:       cfg.DNS.UDPSockets,
+		UDPReadBuffer:    cfg.DNS.UDPReadBuffer,
+		TCPMaxConns:      cfg.DNS.TCPMaxConnections,
+		TCPIdleTimeout:   cfg.DNS.TCPIdleTimeout.Duration,
+		TCPQueryTimeout:  cfg.DNS.TCPQueryTimeout.Duration,
+	}
+}
+
+// siteConfig returns the poller's settings (keys haproxy.*, health.* and
+// the agent mode). source is the stat source; nil keeps the running one on
+// a reload.
+func siteConfig(cfg *config.Config, source site.StatSource) site.Config {
+	sc := site.Config{
+		Source:   source,
+		Site:     cfg.Site,
+		Backend:  cfg.HAProxy.Backend,
+		Interval: cfg.HAProxy.PollInterval.Duration,
+		Timeout:  cfg.HAProxy.PollTimeout.Duration,
+		Policy: health.Policy{
+			MinUp:      health.Quorum{Count: cfg.Health.MinUp.Count, Percent: cfg.Health.MinUp.Percent},
+			Rise:       cfg.Health.Rise,
+			Fall:       cfg.Health.Fall,
+			StaleAfter: cfg.HAProxy.StaleAfter.Duration,
+		},
+		DrainServers: cfg.Agent.DrainServers,
+	}
+	if cfg.Agent.Mode == config.AgentAdaptive {
+		sc.Adaptive = &health.WeightPolicy{HalfLife: cfg.Agent.HalfLife.Duration, MinWeight: *cfg.Agent.MinWeight,
+			RecoveryRate: float64(cfg.Agent.RecoveryRate), Slack: cfg.Agent.LatencySlack.Duration}
+	}
+	return sc
+}
+
+// statSource returns the poller's source for haproxy.socket.
+func statSource(cfg *config.Config) site.StatSource {
+	return haproxy.NewRuntime(cfg.HAProxy.Socket).ShowStat
+}
+
+// agentConfig returns the agent server's settings (keys agent.listen and
+// agent.read_timeout).
+func agentConfig(cfg *config.Config) haproxy.AgentConfig {
+	return haproxy.AgentConfig{Listen: cfg.Agent.Listen, ReadTimeout: cfg.Agent.ReadTimeout.Duration}
+}
+
+// controlConfig returns the control server's settings (keys control.* and
+// haproxy.frontend). The frontend is read through a Runtime of its own: a
+// Runtime allows one call at a time, and the poller's is busy every poll.
+func controlConfig(cfg *config.Config) control.Config {
+	cc := control.Config{
+		Socket: cfg.Control.Socket, QuietPeriod: cfg.Control.QuietPeriod.Duration,
+		PollInterval: cfg.HAProxy.PollInterval.Duration, PollTimeout: cfg.HAProxy.PollTimeout.Duration,
+	}
+	if fe := cfg.HAProxy.Frontend; fe != "" {
+		rt := haproxy.NewRuntime(cfg.HAProxy.Socket)
+		cc.Frontend = func(ctx context.Context) (haproxy.FrontendStats, error) { return rt.ShowFrontend(ctx, fe) }
+	}
+	return cc
+}
+
+// proberConfig returns the peer prober's settings ([[peers]]).
+func proberConfig(cfg *config.Config) probe.Config {
+	peers := make([]probe.Peer, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		peers[i] = probe.Peer{
+			Name: p.Name, URL: p.Probe, Host: p.Host, Expect: p.Expect, StatusURL: p.StatusURL,
+			Interval: p.Interval.Duration, Timeout: p.Timeout.Duration, Rise: p.Rise, Fall: p.Fall,
+			CAFile: p.CAFile, InsecureSkipVerify: p.InsecureSkipVerify,
+		}
+	}
+	return probe.Config{Peers: peers}
+}
+
+// policy returns the publisher's policy (dns.mode, dns.all_down, the poll
+// interval, dns.ttl as the unstable window, and -dry-run).
+func policy(cfg *config.Config, dryRun bool) pool.Policy {
+	return pool.Policy{Mode: cfg.DNS.Mode, AllDown: cfg.DNS.AllDown, Interval: cfg.HAProxy.PollInterval.Duration,
+		Window: cfg.DNS.TTL.Duration, DryRun: dryRun}
+}
+
+// notifyConfig returns the notifier's settings ([notify]).
+func notifyConfig(cfg *config.Config) notify.Config {
+	return notify.Config{Exec: cfg.Notify.Exec, Webhook: cfg.Notify.Webhook, Timeout: cfg.Notify.Timeout.Duration}
+}

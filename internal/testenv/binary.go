@@ -1,0 +1,76 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// daemonBinary is the spdu-haproxy binary RunWithBinary built.
+var daemonBinary string
+
+// RunWithBinary is the TestMain of a package whose tests run the built
+// daemon: it builds cmd/spdu-haproxy once into a temporary directory (mode
+// 0755, so a test may run it as another user), runs the tests and removes
+// it. Use it as os.Exit(testenv.RunWithBinary(m)).
+func RunWithBinary(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "spdu-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	daemonBinary = filepath.Join(dir, "spdu-haproxy")
+	build := exec.Command("go", "build", "-o", daemonBinary, "github.com/spdu/spdu-haproxy/cmd/spdu-haproxy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build spdu-haproxy:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// Binary returns the path of the built daemon; it fails the test outside
+// RunWithBinary.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if daemonBinary == "" {
+		t.Fatal("no daemon binary: the package's TestMain must call testenv.RunWithBinary")
+	}
+	return daemonBinary
+}
+
+// Command returns an exec.Cmd of the built daemon with args, for a test
+// that sets more (a user to run as); start it with StartProcess.
+func Command(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	return exec.Command(Binary(t), args...)
+}
+
+// StartBinary runs the built daemon with args (typically "run", "-config",
+// PATH) as a child process, stopped at cleanup.
+func StartBinary(t testing.TB, args ...string) *Process {
+	t.Helper()
+	return StartProcess(t, exec.Command(Binary(t), args...))
+}
+
+// RunBinary runs a short command of the built daemon (check, status,
+// drain, ...) to its end and returns its exit code and combined output.
+func RunBinary(t testing.TB, args ...string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(Binary(t), args...).CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatalf("run %s %s: %v", Binary(t), strings.Join(args, " "), err)
+	}
+	return 0, string(out)
+}
