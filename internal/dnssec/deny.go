@@ -91,9 +91,9 @@ func (c *Chain) Deny(qname string, qtype uint16) (Denial, error) {
 //     3.1.3.1);
 //   - qname is an empty non-terminal: NoData with Match the NSEC that
 //     covers it, whose next name lies below qname, which proves qname
-//     exists and holds no RRset (RFC 4035 section 3.1.3.1 has no NSEC at
-//     such a name; validators read this covering NSEC, as NSEC3 spells out
-//     in RFC 5155 section 7.2.3);
+//     exists and holds no RRset (such a name has no NSEC to match, as
+//     RFC 4035 section 3.1.3.1 would want; the covering NSEC is the only
+//     proof NSEC offers, as the informational RFC 7129 explains);
 //   - otherwise NXDomain with Match the NSEC that covers qname and
 //     Wildcard the NSEC that covers "*.<closest encloser>", the closest
 //     encloser being qname's longest existing ancestor (RFC 4035 section

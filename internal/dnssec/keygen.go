@@ -57,8 +57,9 @@ const bindTime = "20060102150405"
 // own key k, as dnssec-keygen of BIND 9.18 writes them: the .key file with
 // comment lines for the key's role and timing and the DNSKEY record without
 // a TTL; the .private file in Private-key-format v1.3 with Created, Publish
-// and Activate set to now, so that BIND's tools treat the key as published
-// and active.
+// and Activate set to now. BIND reads a key without these lines, but its
+// smart signing (dnssec-signzone -S, as with dnssec-keygen -C keys) then
+// finds no key to sign with; with them it publishes and signs with the key.
 func keyFiles(k *Key, now time.Time) (public, private []byte, err error) {
 	ps, ok := k.Signer.(privateSigner)
 	if !ok {
