@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test demo deps vet check-examples clean bench
+.PHONY: all build test demo deps vet check-examples clean bench package
 
 all: build
 
@@ -54,5 +54,11 @@ demo: deps build
 bench:
 	./scripts/bench.sh
 
+# package builds the .deb and .rpm into dist/ with nfpm and go-md2man, run as
+# Go tools pinned in tools/go.mod (VERSION=1.2.3 sets the version; by default
+# it comes from git). internal/packaging tests them.
+package:
+	./scripts/package.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
