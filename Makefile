@@ -26,6 +26,19 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# The package and monitoring tests (internal/packaging): lintian, rpm,
+	@# promtool, and what the scratch install runs. Without recommends:
+	@# prometheus would bring (and start) a node exporter.
+	@missing=""; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v rpm >/dev/null 2>&1 || missing="$$missing rpm"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
+	command -v adduser >/dev/null 2>&1 || missing="$$missing adduser"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 vet:
 	$(GO) vet ./...
