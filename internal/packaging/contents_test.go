@@ -161,8 +161,8 @@ func TestDebLintian(t *testing.T) {
 	lintian := requireTool(t, "lintian", "lintian")
 	start := time.Now()
 	// Overridden tags are not shown (--show-overrides would make them fail).
-	stdout, stderr, err := run(t, 5*time.Minute, "", nil, lintian, "--fail-on", "error,warning", "--info", p.Deb)
-	t.Logf("lintian --fail-on error,warning --info (%s):\n%s", time.Since(start).Round(time.Millisecond), stdout)
+	stdout, stderr, err := run(t, 5*time.Minute, "", nil, lintian, "--fail-on", "error,warning", "--display-info", p.Deb)
+	t.Logf("lintian --fail-on error,warning --display-info (%s):\n%s", time.Since(start).Round(time.Millisecond), stdout)
 	if err != nil {
 		t.Errorf("lintian: %v\n%s%s", err, stdout, stderr)
 	}
