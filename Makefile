@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test demo deps vet check-examples clean bench
+.PHONY: all build test demo deps vet check-examples clean bench package
 
 all: build
 
@@ -25,6 +25,19 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# The package and monitoring tests (internal/packaging): lintian, rpm,
+	@# promtool, and what the scratch install runs. Without recommends:
+	@# prometheus would bring (and start) a node exporter.
+	@missing=""; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v rpm >/dev/null 2>&1 || missing="$$missing rpm"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
+	command -v adduser >/dev/null 2>&1 || missing="$$missing adduser"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 vet:
@@ -54,5 +67,11 @@ demo: deps build
 bench:
 	./scripts/bench.sh
 
+# package builds the .deb and .rpm into dist/ with nfpm and go-md2man, run as
+# Go tools pinned in tools/go.mod (VERSION=1.2.3 sets the version; by default
+# it comes from git). internal/packaging tests them.
+package:
+	./scripts/package.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
