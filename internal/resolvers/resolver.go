@@ -46,7 +46,8 @@ type Options struct {
 	TrustAnchors []*dns.DS
 	// Verbose logs every resolution step (unbound verbosity 4, named -d 3,
 	// pdns trace=yes, kresd debug). The default logs operational messages,
-	// and for pdns the trace of every failed resolution.
+	// and for pdns the trace of every failed resolution. The environment
+	// variable SPDU_RESOLVERS_VERBOSE=1 sets it for every resolver.
 	Verbose bool
 }
 
@@ -105,6 +106,9 @@ func Start(t testing.TB, k Kind, h *Hierarchy, o Options) *Resolver {
 	}
 	if o.Port == 0 {
 		o.Port = freePort(t, listen)
+	}
+	if os.Getenv("SPDU_RESOLVERS_VERBOSE") == "1" {
+		o.Verbose = true
 	}
 	r := &Resolver{Kind: k, IP: o.IP, Addr: net.JoinHostPort(listen, strconv.Itoa(o.Port)), Dir: tempDir(t, "spdu-"+string(k)+"-")}
 	r.cmd = s(t, r.Dir, h, o)

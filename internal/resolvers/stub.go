@@ -37,6 +37,9 @@ type StubConfig struct {
 	A string
 	// TTL is the TTL of every record and the SOA minimum. Default 5s.
 	TTL time.Duration
+	// Delay is added before every reply, as distance would be (resolvers
+	// prefer the nameserver that answers faster). Default none.
+	Delay time.Duration
 }
 
 // StubQuery is one query a Stub received.
@@ -131,6 +134,11 @@ func (s *Stub) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.mu.Unlock()
 	if mode == StubSilent {
 		return
+	}
+	if s.cfg.Delay > 0 {
+		// Simulated distance, not synchronisation: the reply leaves later.
+		tm := time.NewTimer(s.cfg.Delay)
+		<-tm.C
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
