@@ -81,3 +81,25 @@ func TestResolveThroughHierarchy(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustAnchor: with a trust anchor (a DS) for the pool zone, every
+// resolver validates below it and only there: the unsigned stub's answer is
+// bogus (SERVFAIL), while a name of the unsigned parent still resolves (the
+// real root's anchor is not in force against the local root).
+func TestTrustAnchor(t *testing.T) {
+	ds := &dns.DS{Hdr: dns.RR_Header{Name: PoolZone, Rrtype: dns.TypeDS, Class: dns.ClassINET},
+		KeyTag: 12345, Algorithm: dns.ECDSAP256SHA256, DigestType: dns.SHA256, Digest: strings.Repeat("ab", 32)}
+	h := StartHierarchy(t, HierarchyConfig{Pool: stubPool[:1]})
+	StartStub(t, StubConfig{IP: stubPool[0].IP, Nameservers: stubPool[:1]})
+	rs := StartAll(t, h, resolverIPs, Options{TrustAnchors: []*dns.DS{ds}})
+	for _, r := range rs {
+		t.Run(string(r.Kind), func(t *testing.T) {
+			if res := Resolve(r.Addr, "alpha."+DomainZone, dns.TypeA, 3*time.Second); !res.OK() {
+				t.Errorf("alpha.%s outside the anchor's zone: rcode %d, %v; want its address", DomainZone, res.Rcode, res.Addrs)
+			}
+			if res := Resolve(r.Addr, PoolServiceName, dns.TypeA, 3*time.Second); res.Rcode != dns.RcodeServerFailure {
+				t.Errorf("%s below the anchor, unsigned: rcode %d, %v; want SERVFAIL (bogus)", PoolServiceName, res.Rcode, res.Addrs)
+			}
+		})
+	}
+}
