@@ -1,11 +1,13 @@
 package resolvers
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -80,13 +82,15 @@ func setupPowerDNS(t testing.TB, dir string, h *Hierarchy, o Options) func() *ex
 
 // Control runs rec_control with args against a PowerDNS Recursor (for
 // example "dump-throttlemap", "-") and returns its output; it fails the
-// test for any other kind, or when rec_control fails (5 s bound).
+// test for any other kind, or when rec_control fails or takes over 10 s.
 func (r *Resolver) Control(t testing.TB, args ...string) string {
 	t.Helper()
 	if r.Kind != PowerDNS {
 		t.Fatalf("Control: %s has no rec_control", r.Kind)
 	}
-	out, err := exec.Command(pdnsControlBinary, append([]string{"--socket-dir=" + r.Dir, "--timeout=5"}, args...)...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, pdnsControlBinary, append([]string{"--socket-dir=" + r.Dir, "--timeout=5"}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("rec_control %v: %v\n%s", args, err, out)
 	}

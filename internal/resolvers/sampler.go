@@ -112,13 +112,3 @@ func (s *Sampler) Since(r *Resolver, t time.Time) []Result {
 	i := sort.Search(len(all), func(i int) bool { return !all[i].Sent.Before(t) })
 	return all[i:]
 }
-
-// Last returns r's latest result that has a reply or a timeout by now, and
-// false if there is none.
-func (s *Sampler) Last(r *Resolver) (Result, bool) {
-	all := s.Results(r)
-	if len(all) == 0 {
-		return Result{}, false
-	}
-	return all[len(all)-1], true
-}
