@@ -131,23 +131,33 @@ func hold(d time.Duration) {
 // SPDU_RESOLVERS_TTL sets dns.ttl (default 5s); SPDU_RESOLVERS_WINDOW how
 // long clients are watched after alpha dies (default 15s; 75s shows
 // PowerDNS Recursor's whole SERVFAIL period, its packetcache-servfail-ttl
-// being 60 s).
+// being 60 s). SPDU_RESOLVERS_FIRST=restart replaces beta's withdrawal by
+// a restart of beta's daemon whose dns.shutdown_grace (TTL + 3 s) answers
+// REFUSED in both modes; PowerDNS is then only reported.
 func TestSecondFailure(t *testing.T) {
 	ttl := envDuration(t, "SPDU_RESOLVERS_TTL", 5*time.Second, time.Second, time.Minute)
 	w := envDuration(t, "SPDU_RESOLVERS_WINDOW", 15*time.Second, 5*time.Second, 5*time.Minute)
+	first := os.Getenv("SPDU_RESOLVERS_FIRST")
+	switch first {
+	case "":
+		first = "withdraw"
+	case "withdraw", "restart":
+	default:
+		t.Fatalf("SPDU_RESOLVERS_FIRST=%q: want withdraw or restart", first)
+	}
 	// TTL, plus alpha's loss seen by beta's probe in pool mode (2 x 200
 	// ms + 150 ms) or a resolver's timeout on alpha (2 s at most, see
 	// TestRefusedAndSilence), plus margin for a loaded 2-core machine.
 	settleBound := ttl + 5*time.Second
 	for _, mode := range []string{"self", "pool"} {
 		t.Run(mode, func(t *testing.T) {
-			out := secondFailure(t, mode, ttl, w)
+			out := secondFailure(t, mode, first, ttl, w)
 			for _, k := range Kinds() {
 				o := out[k]
 				if o.before > 0 {
 					t.Errorf("%s: %d failed queries while beta was withdrawn or recovering, before alpha died", k, o.before)
 				}
-				if mode == "self" && k == PowerDNS {
+				if k == PowerDNS && (mode == "self" || first == "restart") {
 					if o.failed() > 0 && o.lastFail >= 0 && o.lastFail-o.firstFail > 60*time.Second+ttl+5*time.Second {
 						t.Errorf("%s: failed for %s, longer than packetcache-servfail-ttl (60 s) allows", k, o.lastFail-o.firstFail)
 					}
@@ -164,10 +174,15 @@ func TestSecondFailure(t *testing.T) {
 	}
 }
 
-// secondFailure runs the sequence once in mode and returns each resolver's
-// outcome, logging a table of them.
-func secondFailure(t *testing.T, mode string, ttl, w time.Duration) map[Kind]outcome {
-	alpha, beta := startSites(t, mode, ttl)
+// secondFailure runs the sequence once in mode, beta's first fault being
+// first ("withdraw" or "restart"), and returns each resolver's outcome,
+// logging a table of them.
+func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[Kind]outcome {
+	grace := time.Duration(0)
+	if first == "restart" {
+		grace = ttl + 3*time.Second // REFUSED for the whole of hold below
+	}
+	alpha, beta := startSites(t, mode, ttl, grace)
 	h := StartHierarchy(t, HierarchyConfig{Pool: sitePool})
 	rs := StartAll(t, h, resolverIPs, Options{})
 	var pdns *Resolver
@@ -178,11 +193,15 @@ func secondFailure(t *testing.T, mode string, ttl, w time.Duration) map[Kind]out
 	}
 
 	start := time.Now()
-	beta.withdraw()
+	if first == "restart" {
+		beta.stop(t)
+	} else {
+		beta.withdraw()
+	}
 	withdrawn := map[string][]string{"self": nil, "pool": {alpha.ip}}[mode]
 	testenv.Eventually(t, 5*time.Second, "beta withdraws", func() bool {
 		rc, got := siteAnswer(beta.dnsAddr)
-		if mode == "self" {
+		if mode == "self" || first == "restart" {
 			return rc == dns.RcodeRefused
 		}
 		return rc == dns.RcodeSuccess && fmt.Sprint(got) == fmt.Sprint(withdrawn)
@@ -194,12 +213,24 @@ func secondFailure(t *testing.T, mode string, ttl, w time.Duration) map[Kind]out
 	throttle := pdns.Control(t, "dump-throttlemap", "-")
 	throttled := throttles(throttle, beta.ip, PoolServiceName)
 	t.Logf("%s mode: PowerDNS Recursor's throttle map after beta's withdrawal (beta throttled for %s: %v):\n%s", mode, PoolServiceName, throttled, throttle)
-	if mode == "self" && !throttled {
+	if (mode == "self" || first == "restart") && !throttled {
 		t.Errorf("precondition: PowerDNS Recursor did not throttle beta for %s after beta refused; the sequence does not reproduce the issue", PoolServiceName)
 	}
 
 	recovered := time.Now()
-	beta.recover(t)
+	if first == "restart" {
+		testenv.Eventually(t, grace+5*time.Second, "beta's daemon exits after its grace", func() bool {
+			select {
+			case <-beta.daemon.Done():
+				return true
+			default:
+				return false
+			}
+		})
+		beta.startDaemon(t)
+	} else {
+		beta.recover(t)
+	}
 	wantBeta := map[string][]string{"self": {beta.ip}, "pool": {alpha.ip, beta.ip}}[mode]
 	testenv.Eventually(t, 10*time.Second, "beta serves again", func() bool {
 		rc, got := siteAnswer(beta.dnsAddr)
@@ -214,8 +245,8 @@ func secondFailure(t *testing.T, mode string, ttl, w time.Duration) map[Kind]out
 
 	out := map[Kind]outcome{}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s mode, TTL %s: beta withdrawn %s, serving again %s later; alpha killed %s after that; watched %s\n",
-		mode, ttl, recovered.Sub(start).Round(100*time.Millisecond), serving.Sub(recovered).Round(100*time.Millisecond),
+	fmt.Fprintf(&b, "%s mode, TTL %s, beta's first fault %s: beta withdrawn %s, serving again %s later; alpha killed %s after that; watched %s\n",
+		mode, ttl, first, recovered.Sub(start).Round(100*time.Millisecond), serving.Sub(recovered).Round(100*time.Millisecond),
 		kill.Sub(serving).Round(100*time.Millisecond), w)
 	fmt.Fprintf(&b, "%-14s %8s %9s %8s %8s %11s %11s %11s %11s\n", "resolver", "queries", "SERVFAIL", "noreply", "before", "first fail", "last fail", "last alpha", "beta alone")
 	for _, r := range rs {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,17 +57,19 @@ type site struct {
 type siteSet struct {
 	mode      string // dns.mode: "self" or "pool"
 	ttl       time.Duration
+	grace     time.Duration // dns.shutdown_grace
 	httpsPort int
 	caFile    string
 	pemFile   string
 }
 
 // startSites starts alpha (127.0.0.2) and beta (127.0.0.3) in mode with
-// dns.ttl ttl and returns once both nameservers hand out what a healthy
-// pair does (its own address in self mode, both in pool mode).
-func startSites(t *testing.T, mode string, ttl time.Duration) (alpha, beta *site) {
+// dns.ttl ttl and dns.shutdown_grace grace, and returns once both
+// nameservers hand out what a healthy pair does (its own address in self
+// mode, both in pool mode).
+func startSites(t *testing.T, mode string, ttl, grace time.Duration) (alpha, beta *site) {
 	t.Helper()
-	ss := &siteSet{mode: mode, ttl: ttl, httpsPort: testenv.FreePort(t)}
+	ss := &siteSet{mode: mode, ttl: ttl, grace: grace, httpsPort: testenv.FreePort(t)}
 	ca := testenv.NewTestCA(t, []string{"api.domain.tld"})
 	dir := tempDir(t, "spdu-res-ca-")
 	ss.caFile, ss.pemFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "site.pem")
@@ -121,6 +124,15 @@ func (s *site) recover(t *testing.T) {
 	}
 }
 
+// stop sends the daemon SIGTERM: it answers the zone with the withdraw
+// rcode for dns.shutdown_grace, then exits.
+func (s *site) stop(t *testing.T) {
+	t.Helper()
+	if err := s.daemon.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // kill kills the daemon and HAProxy: the site is gone and its nameserver
 // silent.
 func (s *site) kill() {
@@ -149,7 +161,8 @@ backend api
 
 // daemonConfig writes the site's daemon configuration (mode 0600): the
 // README's settings with test intervals (poll 100 ms, peer probe 200 ms),
-// min_up 3 of 5, dns.ttl ss.ttl, ttl_unstable 1s, no shutdown grace.
+// min_up 3 of 5, dns.ttl ss.ttl, ttl_unstable 1s, dns.shutdown_grace
+// ss.grace.
 func (ss *siteSet) daemonConfig(t *testing.T, s *site, agentPort, metricsPort int, peerName, peerIP string) string {
 	t.Helper()
 	dir := tempDir(t, "spdu-res-"+s.name+"-")
@@ -170,7 +183,7 @@ zone = %q
 ttl = "%ds"
 ttl_unstable = "1s"
 mode = %q
-shutdown_grace = "0s"
+shutdown_grace = "%ds"
 nameservers = ["alpha.domain.tld.", "beta.domain.tld."]
 [dns.records.api]
 a = [%q]
@@ -181,7 +194,7 @@ listen = "127.0.0.1:%d"
 [control]
 socket = "%s/control.sock"
 state_file = "%s/state.json"
-`, s.name, s.hap.Socket, s.ip, PoolZone, int(ss.ttl/time.Second), ss.mode, s.ip, agentPort, metricsPort, dir, dir)
+`, s.name, s.hap.Socket, s.ip, PoolZone, int(ss.ttl/time.Second), ss.mode, int(ss.grace/time.Second), s.ip, agentPort, metricsPort, dir, dir)
 	if ss.mode == "pool" {
 		base := fmt.Sprintf("https://%s:%d", peerIP, ss.httpsPort)
 		fmt.Fprintf(&b, `[[peers]]
