@@ -82,16 +82,20 @@ func TestResolveThroughHierarchy(t *testing.T) {
 	}
 }
 
-// TestTrustAnchor: with a trust anchor (a DS) for the pool zone, every
-// resolver validates below it and only there: the unsigned stub's answer is
-// bogus (SERVFAIL), while a name of the unsigned parent still resolves (the
-// real root's anchor is not in force against the local root).
+// TestTrustAnchor: with a trust anchor for the pool zone (a DNSKEY, which
+// the harness turns into a DS), every resolver validates below it and only
+// there: the unsigned stub's answer is bogus (SERVFAIL), while a name of
+// the unsigned parent still resolves (the real root's anchor is not in
+// force against the local root).
 func TestTrustAnchor(t *testing.T) {
-	ds := &dns.DS{Hdr: dns.RR_Header{Name: PoolZone, Rrtype: dns.TypeDS, Class: dns.ClassINET},
-		KeyTag: 12345, Algorithm: dns.ECDSAP256SHA256, DigestType: dns.SHA256, Digest: strings.Repeat("ab", 32)}
+	key := &dns.DNSKEY{Hdr: dns.RR_Header{Name: PoolZone, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET},
+		Flags: 257, Protocol: 3, Algorithm: dns.ECDSAP256SHA256}
+	if _, err := key.Generate(256); err != nil {
+		t.Fatal(err)
+	}
 	h := StartHierarchy(t, HierarchyConfig{Pool: stubPool[:1]})
 	StartStub(t, StubConfig{IP: stubPool[0].IP, Nameservers: stubPool[:1]})
-	rs := StartAll(t, h, resolverIPs, Options{TrustAnchors: []*dns.DS{ds}})
+	rs := StartAll(t, h, resolverIPs, Options{TrustAnchorKeys: []*dns.DNSKEY{key}})
 	for _, r := range rs {
 		t.Run(string(r.Kind), func(t *testing.T) {
 			if res := Resolve(r.Addr, "alpha."+DomainZone, dns.TypeA, 3*time.Second); !res.OK() {

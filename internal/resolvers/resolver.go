@@ -44,6 +44,9 @@ type Options struct {
 	// not validate: the local root is unsigned, so the real root's trust
 	// anchor would make every answer bogus.
 	TrustAnchors []*dns.DS
+	// TrustAnchorKeys are DNSKEY trust anchors, used as their SHA-256 DS
+	// (PowerDNS Recursor 4.8 takes DS anchors only), after TrustAnchors.
+	TrustAnchorKeys []*dns.DNSKEY
 	// Verbose logs every resolution step (unbound verbosity 4, named -d 3,
 	// pdns trace=yes, kresd debug). The default logs operational messages,
 	// and for pdns the trace of every failed resolution. The environment
@@ -109,6 +112,14 @@ func Start(t testing.TB, k Kind, h *Hierarchy, o Options) *Resolver {
 	}
 	if os.Getenv("SPDU_RESOLVERS_VERBOSE") == "1" {
 		o.Verbose = true
+	}
+	o.TrustAnchors = append([]*dns.DS(nil), o.TrustAnchors...)
+	for _, k := range o.TrustAnchorKeys {
+		ds := k.ToDS(dns.SHA256)
+		if ds == nil {
+			t.Fatalf("%s: trust anchor key %s: no DS can be made of it", k.Header().Name, k)
+		}
+		o.TrustAnchors = append(o.TrustAnchors, ds)
 	}
 	r := &Resolver{Kind: k, IP: o.IP, Addr: net.JoinHostPort(listen, strconv.Itoa(o.Port)), Dir: tempDir(t, "spdu-"+string(k)+"-")}
 	r.cmd = s(t, r.Dir, h, o)
