@@ -1,0 +1,70 @@
+package resolvers
+
+import (
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// NoReply is the Rcode of a Result when no reply came within the timeout.
+const NoReply = -1
+
+// Result is one query's outcome as a client sees it.
+type Result struct {
+	// Sent is when the query left.
+	Sent time.Time
+	// Took is the time until the reply, or the timeout.
+	Took time.Duration
+	// Rcode is the reply's rcode, or NoReply.
+	Rcode int
+	// Addrs are the A and AAAA addresses of the answer section, in order
+	// (CNAMEs are followed by the resolver and skipped here).
+	Addrs []string
+	// TTL is the smallest TTL of those address records, in seconds (0
+	// without any).
+	TTL uint32
+}
+
+// OK reports whether the reply was NOERROR with at least one address.
+func (r Result) OK() bool { return r.Rcode == dns.RcodeSuccess && len(r.Addrs) > 0 }
+
+// Has reports whether the answer holds address ip.
+func (r Result) Has(ip string) bool {
+	for _, a := range r.Addrs {
+		if a == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve asks the resolver at addr ("ip:port") for name and qtype over UDP
+// with the RD bit, as a stub resolver does, and waits at most timeout.
+func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Net: "udp", Timeout: timeout}
+	res := Result{Sent: time.Now(), Rcode: NoReply}
+	r, _, err := c.Exchange(m, addr)
+	res.Took = time.Since(res.Sent)
+	if err != nil {
+		return res
+	}
+	res.Rcode = r.Rcode
+	for _, rr := range r.Answer {
+		var ip string
+		switch a := rr.(type) {
+		case *dns.A:
+			ip = a.A.String()
+		case *dns.AAAA:
+			ip = a.AAAA.String()
+		default:
+			continue
+		}
+		res.Addrs = append(res.Addrs, ip)
+		if ttl := rr.Header().Ttl; res.TTL == 0 || ttl < res.TTL {
+			res.TTL = ttl
+		}
+	}
+	return res
+}

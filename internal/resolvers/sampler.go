@@ -1,0 +1,114 @@
+package resolvers
+
+import (
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SamplerConfig says what a Sampler asks and how often.
+type SamplerConfig struct {
+	// Name and Type are the question; default ServiceName, A.
+	Name string
+	Type uint16
+	// Every is the interval between two queries to one resolver; a query
+	// that has not finished does not delay the next. Default 100ms.
+	Every time.Duration
+	// Timeout bounds one query. Default 2s.
+	Timeout time.Duration
+	// Limit is how long the sampler runs at most; it stops by itself then.
+	// Default 5m.
+	Limit time.Duration
+}
+
+// Sampler is a client that asks several resolvers the same question at a
+// fixed interval and keeps every Result.
+type Sampler struct {
+	cfg  SamplerConfig
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	results map[*Resolver][]Result
+}
+
+// StartSampler starts sampling rs with c and stops at cleanup at the latest.
+func StartSampler(t testing.TB, c SamplerConfig, rs ...*Resolver) *Sampler {
+	t.Helper()
+	if c.Name == "" {
+		c.Name = ServiceName
+	}
+	if c.Type == 0 {
+		c.Type = 1 // A
+	}
+	if c.Every <= 0 {
+		c.Every = 100 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
+	}
+	if c.Limit <= 0 {
+		c.Limit = 5 * time.Minute
+	}
+	s := &Sampler{cfg: c, stop: make(chan struct{}), results: map[*Resolver][]Result{}}
+	for _, r := range rs {
+		s.wg.Add(1)
+		go s.run(r)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// run asks r every Every until Stop or Limit. At most Timeout/Every+1
+// queries are in flight, since each ends within Timeout.
+func (s *Sampler) run(r *Resolver) {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.Every)
+	defer tick.Stop()
+	limit := time.NewTimer(s.cfg.Limit)
+	defer limit.Stop()
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			res := Resolve(r.Addr, s.cfg.Name, s.cfg.Type, s.cfg.Timeout)
+			s.mu.Lock()
+			s.results[r] = append(s.results[r], res)
+			s.mu.Unlock()
+		}()
+		select {
+		case <-s.stop:
+			return
+		case <-limit.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop ends sampling and waits for the queries in flight (at most Timeout).
+// Stopping twice does nothing more.
+func (s *Sampler) Stop() {
+	s.once.Do(func() { close(s.stop) })
+	s.wg.Wait()
+}
+
+// Results returns r's results so far, in the order they were sent.
+func (s *Sampler) Results(r *Resolver) []Result {
+	s.mu.Lock()
+	out := append([]Result(nil), s.results[r]...)
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Sent.Before(out[j].Sent) })
+	return out
+}
+
+// Since returns r's results sent at or after t, in order.
+func (s *Sampler) Since(r *Resolver, t time.Time) []Result {
+	all := s.Results(r)
+	i := sort.Search(len(all), func(i int) bool { return !all[i].Sent.Before(t) })
+	return all[i:]
+}
