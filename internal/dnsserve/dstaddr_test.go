@@ -172,15 +172,16 @@ func TestListenBothFamiliesOnOnePort(t *testing.T) {
 	if !haveIPv6Loopback() {
 		t.Skip("no IPv6 loopback")
 	}
-	s, err := New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.SetServing(true)
 	// A port that UDP and TCP share, as in TestSetListenSamePort.
+	var s *Server
 	var port string
 	for try := 0; ; try++ {
-		if err := s.SetListen([]string{"0.0.0.0:0"}); err != nil {
+		var err error
+		if s, err = New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), testConfig()); err != nil {
+			t.Fatal(err)
+		}
+		s.SetServing(true)
+		if err := s.Listen([]string{"0.0.0.0:0"}); err != nil {
 			t.Fatal(err)
 		}
 		u, tc := s.Addrs()
@@ -189,6 +190,11 @@ func TestListenBothFamiliesOnOnePort(t *testing.T) {
 		if up == tp {
 			port = up
 			break
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := s.Run(ctx); err != nil { // releases the sockets
+			t.Fatal(err)
 		}
 		if try == 10 {
 			t.Fatalf("no shared UDP and TCP port in 10 tries: %s, %s", u[0], tc[0])
