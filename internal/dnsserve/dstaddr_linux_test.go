@@ -1,40 +1,11 @@
 package dnsserve
 
 import (
-	"fmt"
-	"syscall"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
-
-// checkV6Only returns an error unless every socket of b has IPV6_V6ONLY
-// set.
-func checkV6Only(b *binding) error {
-	conns := []syscall.Conn{b.tcp.(syscall.Conn)}
-	for _, c := range b.udp {
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var v int
-		var serr error
-		if err := rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY) }); err != nil {
-			return err
-		}
-		if serr != nil {
-			return serr
-		}
-		if v != 1 {
-			return fmt.Errorf("IPV6_V6ONLY is %d; want 1", v)
-		}
-	}
-	return nil
-}
 
 // cmsg builds one control message as the kernel would deliver it.
 func cmsg(level, typ int32, data []byte) []byte {

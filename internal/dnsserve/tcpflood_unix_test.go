@@ -37,7 +37,8 @@ const (
 func TestTCPSlotFlood(t *testing.T) {
 	var lim syscall.Rlimit
 	need := 2 * (floodConns + int(floodHold/floodRenew)) // both ends of each
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(need)+200 {
+	// lim.Cur is int64 on some systems, hence the conversion.
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(lim.Cur) < uint64(need+200) {
 		t.Skipf("RLIMIT_NOFILE %d: the attack needs about %d descriptors", lim.Cur, need)
 	}
 	s, _, tcp := startServer(t, testConfig(), true)
