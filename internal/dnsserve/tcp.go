@@ -23,8 +23,8 @@ const tcpReadBuffer = 1024
 // connections of one client address or subnet, "much looser" than the one
 // connection a client should use since many clients may share an address,
 // and section 6.2.3 lets it close idle connections, sooner under load.
-// Unbound shortens the first-query timeout as its table fills; NSD, Knot
-// and BIND cap the table as a whole.
+// Unbound likewise gives connections accepted into a nearly full table a
+// short timeout.
 const (
 	// perClientShareDiv sets a client's share of the table at the cap:
 	// tcpMaxConns/perClientShareDiv connections (125 of the default 1000),
