@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"syscall"
 )
 
@@ -12,19 +11,27 @@ import (
 // user could change, as the original spdu did: the configuration decides what
 // the world is told about the site. The file must be a regular file owned by
 // uid 0 or by the effective uid, with neither group nor others allowed to
-// write it. The returned error says exactly which rule failed; the same check
-// serves the drain state file and the DNS cookie secret.
+// write it, and so must every directory from "/" down to it (a sticky one,
+// as /tmp, may be writable by others): OpenSafe's rules. The returned error
+// says exactly which rule failed; the same check serves the drain state file
+// and the DNS cookie secret.
+//
+// It only checks: a file read after it may have been swapped in between by
+// root or the running user. Read the file with ReadSafe (or LoadSafe) to
+// decode the very bytes that were checked.
 func CheckFileSafety(path string) error {
-	fi, err := os.Stat(path)
+	f, err := OpenSafe(path)
 	if err != nil {
-		return fmt.Errorf("check %s: %w", path, err)
+		return err
 	}
-	return checkMode(path, fi, os.Geteuid())
+	return f.Close()
 }
 
-// ErrForeignOwner is wrapped by CheckFileSafety's error when the only fault
-// is the file's owner (neither root nor the running user), as when root
-// runs `check` on a state file the service user wrote.
+// ErrForeignOwner is wrapped by the errors of CheckFileSafety, OpenSafe,
+// ReadSafe and CheckExecutable when the only fault is an owner (neither root
+// nor the running user) of the file, of a directory on the way to it, or of
+// a symbolic link in a sticky directory, as when root runs `check` on a state
+// file the service user wrote in its own directory.
 var ErrForeignOwner = errors.New("owned by another user")
 
 func checkMode(path string, fi fs.FileInfo, euid int) error {

@@ -57,6 +57,14 @@ func (b *binding) close() {
 // bind binds addr on UDP (n sockets) and then TCP. With port 0 TCP first
 // tries the port UDP got, so that both transports share a port when they
 // can. On error nothing stays bound.
+//
+// An IPv4 host gets AF_INET sockets and an IPv6 host AF_INET6 sockets with
+// IPV6_V6ONLY set (ipv6(7)), as Knot DNS and NSD do, so "0.0.0.0:53" and
+// "[::]:53" are two sockets that can be bound side by side; only a host
+// left empty (":53") gets one dual-stack socket for both families. A UDP
+// socket on a wildcard address also asks for each datagram's destination
+// address (IP_PKTINFO, IPV6_RECVPKTINFO), from which its replies are sent:
+// see serveUDP.
 func (s *Server) bind(addr string) (*binding, error) { return s.bindTCPAt(addr, "") }
 
 // bindTCPAt is bind with the TCP socket on tcpAddr when it is not "" (to
@@ -72,13 +80,11 @@ func (s *Server) bindTCPAt(addr, tcpAddr string) (*binding, error) {
 	if !reusePortSupported {
 		n = 1
 	}
-	lc := net.ListenConfig{}
-	if n > 1 {
-		lc.Control = reusePort
-	}
+	udpNet, tcpNet := listenNetworks(host)
+	lc := net.ListenConfig{Control: udpControl(n > 1, isWildcardHost(host))}
 	udpAddr := addr
 	for range n {
-		pc, err := lc.ListenPacket(context.Background(), "udp", udpAddr)
+		pc, err := lc.ListenPacket(context.Background(), udpNet, udpAddr)
 		if err != nil {
 			b.close()
 			return nil, fmt.Errorf("udp: %w", err)
@@ -92,10 +98,10 @@ func (s *Server) bindTCPAt(addr, tcpAddr string) (*binding, error) {
 	if tcpAddr != "" {
 		addr = tcpAddr
 	} else if p, perr := strconv.Atoi(port); perr == nil && p == 0 {
-		b.tcp, _ = net.Listen("tcp", udpAddr) // taken: fall back to any port below
+		b.tcp, _ = net.Listen(tcpNet, udpAddr) // taken: fall back to any port below
 	}
 	if b.tcp == nil {
-		if b.tcp, err = net.Listen("tcp", addr); err != nil {
+		if b.tcp, err = net.Listen(tcpNet, addr); err != nil {
 			b.close()
 			return nil, fmt.Errorf("tcp: %w", err)
 		}

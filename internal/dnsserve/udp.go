@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 )
 
 // maxUDPErrors is how many read errors in a row make a UDP reader give up
@@ -12,13 +13,28 @@ const maxUDPErrors = 100
 
 // serveUDP reads queries from c and answers each before reading the next,
 // until c is closed. One goroutine runs it per socket; the buffers are its
-// own, so the hot path allocates nothing.
+// own, so the hot path allocates nothing. On a wildcard socket each reply
+// leaves from the address its query was sent to (see dstaddr.go).
 func (s *Server) serveUDP(c *net.UDPConn) error {
 	buf := make([]byte, udpReadSize)
 	out := make([]byte, 0, maxTCPReply)
+	fromDst := repliesFromDst(c)
+	var oob, src ctlBuf
 	errs := 0
 	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
+		var n int
+		var from netip.AddrPort
+		var err error
+		var ctl []byte // the reply's control message, if any
+		if fromDst {
+			var oobn int
+			n, oobn, _, from, err = c.ReadMsgUDPAddrPort(buf, oob.bytes())
+			if err == nil {
+				ctl = appendReplySource(src.bytes()[:0], oob.bytes()[:oobn])
+			}
+		} else {
+			n, from, err = c.ReadFromUDPAddrPort(buf)
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -34,7 +50,12 @@ func (s *Server) serveUDP(c *net.UDPConn) error {
 		if reply == nil {
 			continue
 		}
-		if _, err := c.WriteToUDPAddrPort(reply, from); err != nil {
+		if len(ctl) > 0 {
+			_, _, err = c.WriteMsgUDPAddrPort(reply, ctl, from)
+		} else {
+			_, err = c.WriteToUDPAddrPort(reply, from)
+		}
+		if err != nil {
 			if ev := s.log.Debug(); ev.Enabled() {
 				ev.Err(err).Stringer("remote", from).Msg("write udp reply")
 			}

@@ -57,6 +57,13 @@ type batch struct {
 	wiovs [udpBatch]unix.Iovec
 	out   [udpBatch][udpBatchOut]byte
 
+	// pktinfo is set for a wildcard socket: each datagram's destination
+	// address comes in rctl, and each reply's source goes out in wctl
+	// (see dstaddr.go). Otherwise no control messages are passed at all.
+	pktinfo bool
+	rctl    [udpBatch]ctlBuf
+	wctl    [udpBatch]ctlBuf
+
 	// Results of the closures passed to RawConn, kept here so that the
 	// closures are made once.
 	n, sent, pending int
@@ -64,20 +71,27 @@ type batch struct {
 	recv, send       func(fd uintptr) bool
 }
 
-// newBatch returns a batch with its receive headers set up.
-func newBatch() *batch {
-	b := &batch{}
+// newBatch returns a batch with its receive headers set up, asking for
+// each datagram's destination address if pktinfo is set.
+func newBatch(pktinfo bool) *batch {
+	b := &batch{pktinfo: pktinfo}
 	for i := range udpBatch {
 		b.riovs[i] = unix.Iovec{Base: &b.in[i][0]}
 		b.riovs[i].SetLen(udpBatchIn)
 		b.rhdrs[i].hdr.Iov = &b.riovs[i]
 		b.rhdrs[i].hdr.SetIovlen(1)
 		b.rhdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		if pktinfo {
+			b.rhdrs[i].hdr.Control = &b.rctl[i].bytes()[0]
+		}
 	}
 	b.recv = func(fd uintptr) bool {
 		for i := range udpBatch {
 			b.rhdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 			b.rhdrs[i].hdr.Flags = 0
+			if b.pktinfo {
+				b.rhdrs[i].hdr.SetControllen(len(b.rctl[i].bytes()))
+			}
 		}
 		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rhdrs[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
@@ -120,13 +134,15 @@ func addrPort(name *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(name.Addr), port)
 }
 
-// serveUDPBatch is serveUDP with a batch of datagrams per system call.
+// serveUDPBatch is serveUDP with a batch of datagrams per system call; on
+// a wildcard socket each reply leaves from the address its query was sent
+// to, as in serveUDP.
 func (s *Server) serveUDPBatch(c *net.UDPConn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("dnsserve: udp %s: %w", c.LocalAddr(), err)
 	}
-	b := newBatch()
+	b := newBatch(repliesFromDst(c))
 	errs := 0
 	for {
 		if err := rc.Read(b.recv); err != nil {
@@ -158,6 +174,13 @@ func (s *Server) serveUDPBatch(c *net.UDPConn) error {
 			b.wiovs[j].SetLen(len(reply))
 			b.whdrs[j].hdr = unix.Msghdr{Name: h.hdr.Name, Namelen: h.hdr.Namelen, Iov: &b.wiovs[j]}
 			b.whdrs[j].hdr.SetIovlen(1)
+			if b.pktinfo {
+				in := b.rctl[i].bytes()
+				if ctl := appendReplySource(b.wctl[j].bytes()[:0], in[:min(int(h.hdr.Controllen), len(in))]); len(ctl) > 0 {
+					b.whdrs[j].hdr.Control = &ctl[0]
+					b.whdrs[j].hdr.SetControllen(len(ctl))
+				}
+			}
 			b.pending++
 		}
 		if b.pending == 0 {
