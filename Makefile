@@ -12,33 +12,11 @@ build:
 	$(GO) build -o $(BIN)/spdu-haproxy ./cmd/spdu-haproxy
 	$(GO) build -o $(BIN)/demo-backend ./cmd/demo-backend
 
-# deps installs the Debian packages the tests and the demo run (HAProxy 2.6,
-# dig, curl, Knot DNS for the differential DNS test, unbound for the
-# failover test behind a real resolver), only when missing.
+# deps installs the Debian packages the tests, the demo and the packaging
+# need (HAProxy 2.6, dig, curl, Knot, the four recursive resolvers, BIND's
+# and Knot's DNSSEC tools, lintian, rpm, promtool), only when missing.
 deps:
-	@missing=""; \
-	command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
-	command -v dig >/dev/null 2>&1 || missing="$$missing bind9-dnsutils"; \
-	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
-	[ -x /usr/sbin/knotd ] || missing="$$missing knot"; \
-	[ -x /usr/sbin/unbound ] || missing="$$missing unbound"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
-	@# The package and monitoring tests (internal/packaging): lintian, rpm,
-	@# promtool, and what the scratch install runs. Without recommends:
-	@# prometheus would bring (and start) a node exporter.
-	@missing=""; \
-	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
-	command -v rpm >/dev/null 2>&1 || missing="$$missing rpm"; \
-	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v man >/dev/null 2>&1 || missing="$$missing man-db"; \
-	command -v adduser >/dev/null 2>&1 || missing="$$missing adduser"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@./scripts/deps.sh
 
 vet:
 	$(GO) vet ./...

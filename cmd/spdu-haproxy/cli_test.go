@@ -24,7 +24,7 @@ func TestCheckCommand(t *testing.T) {
 	}{
 		{[]string{"check", "-config", good}, 0, `poll_interval = "500ms"`, ""},
 		{[]string{"check", "-config", bad}, 1, "", "config " + bad + ": haproxy.backend: required"},
-		{[]string{"check", "-config", dir + "/missing.toml"}, 1, "", "no such file or directory"},
+		{[]string{"check", "-config", dir + "/missing.toml"}, 1, "", "missing.toml does not exist"},
 		{[]string{"version"}, 0, "spdu-haproxy ", ""},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{}, 2, "", "usage:"},

@@ -96,7 +96,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return runDaemon(logger, cfg, daemon.Options{Logger: logger, Version: versionString(), DryRun: *dryRun, NotifySystemd: true},
+		return runDaemon(logger, cfg, daemon.Options{Logger: logger, Version: versionString(), DryRun: *dryRun, NotifySystemd: true,
+			ReadSideFile: config.SideFileReader(*insecure)},
 			func() (*config.Config, error) { return config.LoadDaemon(*cfgPath, *insecure) })
 	case "check":
 		if err := fs.Parse(rest); err != nil {

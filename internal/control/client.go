@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +23,9 @@ var ErrCommand = errors.New("daemon reported")
 func Call(ctx context.Context, socket string, req Request) (Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return Response{}, fmt.Errorf("control socket %s: the daemon is not running, or its control.socket is another path (-socket): %w", socket, err)
+	}
 	if err != nil {
 		return Response{}, fmt.Errorf("control socket: %w", err)
 	}

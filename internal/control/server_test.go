@@ -59,7 +59,7 @@ func start(t *testing.T, withFrontend bool) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	f := &fixture{socket: filepath.Join(dir, "control.sock"), store: NewStore(filepath.Join(dir, "state.json")), front: &fakeFrontend{}}
+	f := &fixture{socket: filepath.Join(dir, "control.sock"), store: NewStore(filepath.Join(dir, "state.json"), nil), front: &fakeFrontend{}}
 	d, err := f.store.Load()
 	if err != nil {
 		t.Fatal(err)

@@ -35,10 +35,18 @@ type stateFile struct {
 // Store reads and writes the drain state file (key control.state_file).
 type Store struct {
 	path string
+	read func(string) ([]byte, error)
 }
 
-// NewStore returns a Store for the state file at path.
-func NewStore(path string) *Store { return &Store{path: path} }
+// NewStore returns a Store for the state file at path, read with read: the
+// daemon passes a reader that opens the file once and checks its owner and
+// mode on the descriptor (config.ReadSafe); nil means os.ReadFile.
+func NewStore(path string, read func(string) ([]byte, error)) *Store {
+	if read == nil {
+		read = os.ReadFile
+	}
+	return &Store{path: path, read: read}
+}
 
 // Path returns the state file's path.
 func (s *Store) Path() string { return s.path }
@@ -47,7 +55,7 @@ func (s *Store) Path() string { return s.path }
 // never drained. An unreadable or invalid file is an error: the daemon must
 // not guess whether the site is in maintenance.
 func (s *Store) Load() (site.Drain, error) {
-	b, err := os.ReadFile(s.path)
+	b, err := s.read(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return site.Drain{}, nil
 	}

@@ -14,7 +14,7 @@ import (
 
 func TestStoreRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	s := NewStore(filepath.Join(dir, "state.json"))
+	s := NewStore(filepath.Join(dir, "state.json"), nil)
 	d, err := s.Load()
 	if err != nil || !cmp.Equal(d, site.Drain{}) {
 		t.Fatalf("Load of a missing file = %+v, %v; want the zero state", d, err)
@@ -63,14 +63,14 @@ func TestStoreErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := NewStore(path).Load()
+			_, err := NewStore(path, nil).Load()
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Errorf("Load error %v, want one naming %s and containing %q", err, path, tc.wantErr)
 			}
 		})
 	}
 	t.Run("missing directory", func(t *testing.T) {
-		err := NewStore(filepath.Join(dir, "nope", "state.json")).Save(site.Drain{Active: true})
+		err := NewStore(filepath.Join(dir, "nope", "state.json"), nil).Save(site.Drain{Active: true})
 		if err == nil || !strings.Contains(err.Error(), "save state") {
 			t.Errorf("Save into a missing directory: %v", err)
 		}
@@ -80,7 +80,7 @@ func TestStoreErrors(t *testing.T) {
 			t.Skip("root writes into read-only directories")
 		}
 		ro := t.TempDir()
-		s := NewStore(filepath.Join(ro, "state.json"))
+		s := NewStore(filepath.Join(ro, "state.json"), nil)
 		if err := s.Save(site.Drain{Active: true, Reason: "old"}); err != nil {
 			t.Fatal(err)
 		}

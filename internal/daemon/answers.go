@@ -29,14 +29,13 @@ type answerBook struct {
 	selfAAAA   []netip.Addr           //
 	peers      map[string]pool.Member // the peers' addresses, by name
 	maxAnswers int                    // dns.max_answers; 0: all
-	ttl        time.Duration          // dns.ttl
 	unstable   time.Duration          // dns.ttl_unstable
 }
 
 // newAnswerBook reads the answer settings of cfg.
 func newAnswerBook(cfg *config.Config) *answerBook {
 	b := &answerBook{mode: cfg.DNS.Mode, site: cfg.Site, peers: make(map[string]pool.Member, len(cfg.Peers)),
-		maxAnswers: cfg.DNS.MaxAnswers, ttl: cfg.DNS.TTL.Duration, unstable: cfg.DNS.TTLUnstable.Duration}
+		maxAnswers: cfg.DNS.MaxAnswers, unstable: cfg.DNS.TTLUnstable.Duration}
 	b.selfA, b.selfAAAA = ownAddrs(cfg)
 	for _, p := range cfg.Peers {
 		b.peers[p.Name] = pool.Member{Name: p.Name, A: parseAddrs(p.A), AAAA: parseAddrs(p.AAAA)}
@@ -67,17 +66,18 @@ func (b *answerBook) members(rs []probe.Result) []pool.Member {
 }
 
 // render turns a published decision into the DNS server's answers. Self
-// mode hands out each service name's own records with the normal TTL.
-// Pool mode hands out one address set per ordering, capped at max_answers
-// addresses per type, with the unstable TTL while the answer is unstable.
+// mode hands out each service name's own records. Pool mode hands out one
+// address set per ordering, capped at max_answers addresses per type, with
+// the unstable TTL while the answer is unstable. Otherwise the TTL is left
+// to the zone (dns.ttl), so a reload's new TTL is served at once.
 func (b *answerBook) render(pub pool.Published) dnsserve.Answers {
 	if pub.Answer.Refuse {
 		return dnsserve.Answers{Refuse: true}
 	}
 	if b.mode == config.ModeSelf {
-		return dnsserve.Answers{TTL: b.ttl}
+		return dnsserve.Answers{}
 	}
-	out := dnsserve.Answers{TTL: b.ttl}
+	var out dnsserve.Answers // TTL 0: the zone's dns.ttl, which a reload changes at once
 	if pub.Answer.Unstable {
 		out.TTL = b.unstable
 	}

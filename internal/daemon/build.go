@@ -20,8 +20,9 @@ import (
 // plain functions of a validated *config.Config, used alike at start and
 // on every reload, so the two can never disagree.
 
-// dnsConfig returns the DNS server's settings (keys dns.*).
-func dnsConfig(cfg *config.Config) dnsserve.Config {
+// dnsConfig returns the DNS server's settings (keys dns.*), with the side
+// file reader of the daemon's options.
+func (d *Daemon) dnsConfig(cfg *config.Config) dnsserve.Config {
 	recs := make(map[string]dnsserve.Records, len(cfg.DNS.Records))
 	for owner, r := range cfg.DNS.Records {
 		a, aaaa := r.Addrs()
@@ -51,6 +52,7 @@ func dnsConfig(cfg *config.Config) dnsserve.Config {
 		HideIdentity:     !*cfg.DNS.Identity,
 		RRL:              dnsserve.RRL{Rate: rate, Slip: slip, Whitelist: whitelist, Loopback: cfg.DNS.RRL.Loopback},
 		CookieSecretFile: cfg.DNS.CookieSecretFile,
+		ReadFile:         d.opts.ReadSideFile,
 		UDPSockets:       cfg.DNS.UDPSockets,
 		UDPReadBuffer:    cfg.DNS.UDPReadBuffer,
 		TCPMaxConns:      cfg.DNS.TCPMaxConnections,

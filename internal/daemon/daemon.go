@@ -59,6 +59,10 @@ type Options struct {
 	// DryRun serves the zone whatever the health policy decides and turns
 	// agent replies into comments that HAProxy ignores (run -dry-run).
 	DryRun bool
+	// ReadSideFile reads the files the configuration names that decide what
+	// the world is told (the DNS cookie secret, the drain state file,
+	// DNSSEC keys): config.SideFileReader; nil reads them plainly.
+	ReadSideFile func(path string) ([]byte, error)
 	// NotifySystemd tells systemd READY=1 once the first poll has finished
 	// and pings its watchdog while polls complete (sd_notify; nothing
 	// happens without NOTIFY_SOCKET).
@@ -102,11 +106,11 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d.cfg.Store(cfg)
 	d.book.Store(newAnswerBook(cfg))
 	var err error
-	if d.dns, err = dnsserve.New(d.log, dnsConfig(cfg)); err != nil {
+	if d.dns, err = dnsserve.New(d.log, d.dnsConfig(cfg)); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	d.notifier = notify.New(d.log, notifyConfig(cfg))
-	store := control.NewStore(cfg.Control.StateFile)
+	store := control.NewStore(cfg.Control.StateFile, opts.ReadSideFile)
 	drain, err := store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("control.state_file: %w", err)

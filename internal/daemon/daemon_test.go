@@ -206,7 +206,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after resume (-want +got):\n%s", diff)
 	}
-	if sd, err := control.NewStore(cfg.Control.StateFile).Load(); err != nil || sd.Active || len(sd.Servers) != 0 {
+	if sd, err := control.NewStore(cfg.Control.StateFile, nil).Load(); err != nil || sd.Active || len(sd.Servers) != 0 {
 		t.Errorf("state file after resume: %+v, %v", sd, err)
 	}
 }

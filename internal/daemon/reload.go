@@ -54,7 +54,7 @@ func (d *Daemon) prepare(cur, next *config.Config) (apply func(), err error) {
 			}
 		}
 	}()
-	dnsPlan, err := d.dns.Prepare(dnsConfig(next))
+	dnsPlan, err := d.dns.Prepare(d.dnsConfig(next))
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}

@@ -78,6 +78,11 @@ type Config struct {
 	// secret made at start.
 	CookieSecretFile string
 
+	// ReadFile reads CookieSecretFile; the daemon passes a reader that
+	// opens the file once and checks its owner and mode on the descriptor
+	// (config.ReadSafe). Default os.ReadFile.
+	ReadFile func(path string) ([]byte, error)
+
 	// UDPSockets is the number of UDP sockets bound to each address with
 	// SO_REUSEPORT, each with its own reader goroutine. Default: GOMAXPROCS.
 	UDPSockets int

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/dchest/siphash"
@@ -38,15 +37,15 @@ func newCookieSigner(secret [cookieSecretLen]byte) *cookieSigner {
 	}
 }
 
-// loadCookieSecret reads a secret of 32 hex digits (surrounding white space
+// loadCookieSecret reads with read a secret of 32 hex digits (surrounding white space
 // allowed) from path, or makes a random one if path is empty.
-func loadCookieSecret(path string) ([cookieSecretLen]byte, error) {
+func loadCookieSecret(path string, read func(string) ([]byte, error)) ([cookieSecretLen]byte, error) {
 	var secret [cookieSecretLen]byte
 	if path == "" {
 		_, err := rand.Read(secret[:])
 		return secret, err
 	}
-	b, err := os.ReadFile(path)
+	b, err := read(path)
 	if err != nil {
 		return secret, fmt.Errorf("config CookieSecretFile: %w", err)
 	}

@@ -104,16 +104,16 @@ func TestLoadCookieSecret(t *testing.T) {
 		return p
 	}
 	good := write("good", "e5e973e5a6b2a43f48e7dc849e37bfcf\n")
-	if got, err := loadCookieSecret(good); err != nil || got != rfc9018Secret {
-		t.Errorf("loadCookieSecret(good) = %x, %v; want %x", got, err, rfc9018Secret)
+	if got, err := loadCookieSecret(good, os.ReadFile); err != nil || got != rfc9018Secret {
+		t.Errorf("loadCookieSecret(good, os.ReadFile) = %x, %v; want %x", got, err, rfc9018Secret)
 	}
 	for _, p := range []string{write("short", "e5e973"), write("nothex", "zz"+"e973e5a6b2a43f48e7dc849e37bfcf"), filepath.Join(dir, "missing")} {
-		if _, err := loadCookieSecret(p); err == nil {
-			t.Errorf("loadCookieSecret(%s) = nil error; want one", filepath.Base(p))
+		if _, err := loadCookieSecret(p, os.ReadFile); err == nil {
+			t.Errorf("loadCookieSecret(%s, os.ReadFile) = nil error; want one", filepath.Base(p))
 		}
 	}
-	a, errA := loadCookieSecret("")
-	b, errB := loadCookieSecret("")
+	a, errA := loadCookieSecret("", os.ReadFile)
+	b, errB := loadCookieSecret("", os.ReadFile)
 	if errA != nil || errB != nil || a == b {
 		t.Errorf("random secrets %x, %x (%v, %v); want two different ones", a, b, errA, errB)
 	}

@@ -74,13 +74,14 @@ func BenchmarkUDPServerWildcard(b *testing.B) {
 			cfg := testConfig()
 			cfg.RRL.Rate = -1
 			cfg.UDPSockets = 1
+			cfg.Listen = []string{"0.0.0.0:0"}
 			s, err := New(zerolog.Nop(), cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
-			s.SetServing(true)
+			s.setServing(true)
 			s.batchUDP = batched && udpBatchSupported
-			if err := s.Listen([]string{"0.0.0.0:0"}); err != nil {
+			if err := s.Bind(); err != nil {
 				b.Fatal(err)
 			}
 			runServer(b, s)

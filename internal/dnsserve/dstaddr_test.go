@@ -15,16 +15,17 @@ import (
 // Server, already running, with its UDP and TCP addresses.
 func startOn(t testing.TB, cfg Config, addrs []string, prepare ...func(*Server)) (s *Server, udp, tcp []net.Addr) {
 	t.Helper()
+	cfg.Listen = addrs
 	s, err := New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s.SetServing(true)
+	s.setServing(true)
 	for _, f := range prepare {
 		f(s)
 	}
-	if err := s.Listen(addrs); err != nil {
-		t.Fatalf("Listen(%q): %v", addrs, err)
+	if err := s.Bind(); err != nil {
+		t.Fatalf("Bind(%q): %v", addrs, err)
 	}
 	runServer(t, s)
 	udp, tcp = s.Addrs()

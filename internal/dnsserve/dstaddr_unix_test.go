@@ -50,16 +50,18 @@ func TestListenBothFamiliesOnOnePort(t *testing.T) {
 	if !haveIPv6Loopback() {
 		t.Skip("no IPv6 loopback")
 	}
-	// A port that UDP and TCP share, as in TestSetListenSamePort.
+	// A port that UDP and TCP share, as in TestReloadSamePort.
 	var s *Server
 	var port string
 	for try := 0; ; try++ {
 		var err error
-		if s, err = New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), testConfig()); err != nil {
+		cfg := testConfig()
+		cfg.Listen = []string{"0.0.0.0:0"}
+		if s, err = New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg); err != nil {
 			t.Fatal(err)
 		}
-		s.SetServing(true)
-		if err := s.Listen([]string{"0.0.0.0:0"}); err != nil {
+		s.setServing(true)
+		if err := s.Bind(); err != nil {
 			t.Fatal(err)
 		}
 		u, tc := s.Addrs()
@@ -79,7 +81,7 @@ func TestListenBothFamiliesOnOnePort(t *testing.T) {
 		}
 	}
 	// "0.0.0.0:0" is kept as it is; "[::]:port" is bound beside it.
-	if err := s.SetListen([]string{"0.0.0.0:0", "[::]:" + port}); err != nil {
+	if err := reloadListen(s, []string{"0.0.0.0:0", "[::]:" + port}); err != nil {
 		t.Fatalf("listen on 0.0.0.0:%s and [::]:%s: %v", port, port, err)
 	}
 	runServer(t, s)

@@ -73,7 +73,11 @@ func resolveOptions(cfg Config) (options, error) {
 		o.rrl.Whitelist[i] = p.Masked()
 	}
 	var err error
-	if o.cookieSecret, err = loadCookieSecret(cfg.CookieSecretFile); err != nil {
+	read := cfg.ReadFile
+	if read == nil {
+		read = os.ReadFile
+	}
+	if o.cookieSecret, err = loadCookieSecret(cfg.CookieSecretFile, read); err != nil {
 		return o, err
 	}
 	if o.udpSockets < 0 || o.udpReadBuffer < 0 || o.tcpMaxConns < 0 || o.tcpIdleTimeout < 0 || o.tcpQueryTimeout < 0 {

@@ -275,8 +275,15 @@ func samePort(dropped []*binding, addr string, closed []*binding) *binding {
 // again is logged: it is lost until the next successful SetListen.
 func (s *Server) restore(early []*binding) {
 	for _, old := range early {
-		// The ports it had, not new ones for a "host:0" address.
-		b, err := s.bindTCPAt(old.udp[0].LocalAddr().String(), old.tcp.Addr().String())
+		// The host as configured (":53" is both families, while its
+		// socket's address reads "[::]:53"), on the ports it had, not new
+		// ones for a "host:0" address.
+		host, _, _ := net.SplitHostPort(old.addr)
+		at := func(a net.Addr) string {
+			_, port, _ := net.SplitHostPort(a.String())
+			return net.JoinHostPort(host, port)
+		}
+		b, err := s.bindTCPAt(at(old.udp[0].LocalAddr()), at(old.tcp.Addr()))
 		if err != nil {
 			s.log.Error().Err(err).Str("addr", old.addr).Msg("dns listener: cannot bind the old address again after a failed move")
 			s.bindings = slices.DeleteFunc(s.bindings, func(x *binding) bool { return x == old })
