@@ -276,8 +276,12 @@ type Agent struct {
 	// (response-time-aware weights). Key "agent.mode"; default "static".
 	Mode AgentMode `toml:"mode"`
 	// MinWeight is the adaptive floor in percent of the configured weight,
-	// never 0. Key "agent.min_weight"; default 10; 1 to 100.
+	// never 0. Key "agent.min_weight"; default 1; 1 to 100.
 	MinWeight *int `toml:"min_weight"`
+	// MaxLowered caps how many servers may be advertised below 100% at
+	// once, in percent of the backend's non-backup servers (at least one).
+	// Key "agent.max_lowered"; default 20; 1 to 100.
+	MaxLowered int `toml:"max_lowered"`
 	// HalfLife is the half-life of the adaptive signals' EWMA. Key
 	// "agent.half_life"; default 5s; 100ms to 10m.
 	HalfLife Duration `toml:"half_life"`
@@ -417,8 +421,11 @@ func (c *Config) Defaults() {
 		c.Agent.Mode = AgentStatic
 	}
 	if c.Agent.MinWeight == nil {
-		ten := 10
-		c.Agent.MinWeight = &ten
+		one := 1
+		c.Agent.MinWeight = &one
+	}
+	if c.Agent.MaxLowered == 0 {
+		c.Agent.MaxLowered = 20
 	}
 	if c.Agent.HalfLife.Duration == 0 {
 		c.Agent.HalfLife.Duration = 5 * time.Second

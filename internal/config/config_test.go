@@ -22,7 +22,7 @@ a = ["1.2.3.4"]
 `
 
 func TestParseDefaults(t *testing.T) {
-	ten, rate, slip, yes := 10, 200, 2, true
+	one, rate, slip, yes := 1, 200, 2, true
 	c, err := Parse([]byte(minimal))
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestParseDefaults(t *testing.T) {
 			ShutdownGrace: &Duration{2 * time.Second},
 			Records:       map[string]Records{"api": {A: []string{"1.2.3.4"}}},
 		},
-		Agent: Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}, Mode: "static", MinWeight: &ten,
+		Agent: Agent{Listen: "127.0.0.1:5555", ReadTimeout: Duration{time.Second}, Mode: "static", MinWeight: &one, MaxLowered: 20,
 			HalfLife: Duration{5 * time.Second}, RecoveryRate: 10, LatencySlack: Duration{10 * time.Millisecond}},
 		Control: Control{Socket: "/run/spdu-haproxy/control.sock", StateFile: "/var/lib/spdu-haproxy/state.json",
 			QuietPeriod: &Duration{10 * time.Second}},
@@ -174,6 +174,7 @@ zone =`), `unknown key "dns.zonee"`},
 		{"a is v6", replace(`a = ["1.2.3.4"]`, `a = ["::1"]`), `dns.records.api.a: "::1" is not an IPv4 address`},
 		{"aaaa is v4", replace(`a = ["1.2.3.4"]`, `aaaa = ["1.2.3.4"]`), `dns.records.api.aaaa: "1.2.3.4" is not an IPv6 address`},
 		{"a twice", replace(`a = ["1.2.3.4"]`, `a = ["1.2.3.4", "1.2.3.4"]`), `dns.records.api.a: "1.2.3.4" is listed twice`},
+		{"agent max_lowered", add("[agent]\nmax_lowered = 101\n"), `agent.max_lowered: 101 must be from 1 to 100 percent of the servers`},
 		{"agent listen", add("[agent]\nlisten = \"5555\"\n"), `agent.listen: "5555" is not host:port: address 5555: missing port in address`},
 		{"agent timeout", add("[agent]\nread_timeout = \"1m\"\n"), `agent.read_timeout: 1m0s must be from 10ms to 10s`},
 		{"grace too long", replace(`zone =`, "shutdown_grace = \"2m\"\nzone ="), `dns.shutdown_grace: 2m0s must be from 0s to 1m0s`},

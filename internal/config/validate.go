@@ -381,6 +381,9 @@ func (a *Agent) validate() error {
 	if *a.MinWeight < 1 || *a.MinWeight > 100 {
 		return fmt.Errorf("agent.min_weight: %d must be from 1 to 100 (0 would make HAProxy count the server unusable)", *a.MinWeight)
 	}
+	if a.MaxLowered < 1 || a.MaxLowered > 100 {
+		return fmt.Errorf("agent.max_lowered: %d must be from 1 to 100 percent of the servers", a.MaxLowered)
+	}
 	if err := within("agent.half_life", a.HalfLife.Duration, 100*time.Millisecond, 10*time.Minute); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func (s *Store) Load() (site.Drain, error) {
 	if f.Version != stateVersion {
 		return site.Drain{}, fmt.Errorf("state file %s: version %d, want %d", s.path, f.Version, stateVersion)
 	}
-	d := site.Drain{Active: f.Drained, Reason: f.Reason, Since: f.Since, Servers: slices.Clone(f.Servers)}
+	d := site.Drain{Active: f.Drained, Reason: site.CleanReason(f.Reason), Since: f.Since, Servers: slices.Clone(f.Servers)}
 	slices.Sort(d.Servers)
 	return d, nil
 }

@@ -81,7 +81,7 @@ func siteConfig(cfg *config.Config, source site.StatSource) site.Config {
 	}
 	if cfg.Agent.Mode == config.AgentAdaptive {
 		sc.Adaptive = &health.WeightPolicy{HalfLife: cfg.Agent.HalfLife.Duration, MinWeight: *cfg.Agent.MinWeight,
-			RecoveryRate: float64(cfg.Agent.RecoveryRate), Slack: cfg.Agent.LatencySlack.Duration}
+			RecoveryRate: float64(cfg.Agent.RecoveryRate), Slack: cfg.Agent.LatencySlack.Duration, MaxLowered: cfg.Agent.MaxLowered}
 	}
 	return sc
 }

@@ -185,7 +185,7 @@ func (d *Daemon) publish(pub pool.Published) {
 // server, or in dry-run a comment that HAProxy ignores.
 func (d *Daemon) agentReply(backend, server string) string {
 	reply := d.poller.Snapshot().AgentReply(backend, server)
-	if d.opts.DryRun && reply != haproxy.AgentNoChange {
+	if d.opts.DryRun && !haproxy.NoOp(reply) {
 		reply = "#dry-run: would reply " + reply
 	}
 	d.agentMetrics.Observe(reply)

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,23 @@ func TestSiteEndToEnd(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, "served again after HAProxy restarts", func() bool { return query() == dns.RcodeSuccess })
 }
 
+// TestLongServerName: issue 15 item 9. A server name of 300 characters,
+// which HAProxy accepts, gets its weight from our agent like any other: an
+// operator's weight is set back to 100%.
+func TestLongServerName(t *testing.T) {
+	bs := testenv.StartBackends(t, 3)
+	bs[0].Name = strings.Repeat("long-name.", 30)
+	s := testenv.StartSite(t, testenv.SiteOpts{HAProxy: testenv.SiteHAProxy{Backends: bs}, Daemon: testenv.DaemonConfig{MinUp: 1}})
+	startDaemon(t, s.Config.Parse(t))
+	if _, err := s.HAProxy.Command("set server api/" + bs[0].Name + " weight 37"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the agent's 100% applied to the long-named server", func() bool {
+		r := s.HAProxy.ShowStat(t, "api")[bs[0].Name]
+		return r["weight"] == "100" && r["agent_status"] == "CHECKED"
+	})
+}
+
 // TestDrainSurvivesRestart drains a real site with drain_servers, restarts
 // the daemon, and resumes: the zone is withdrawn at once and stays
 // withdrawn across the restart; our agent drains the servers it may and
@@ -184,7 +202,9 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	}
 	var out strings.Builder
 	status(t, cfg.Control.Socket).Status.WriteText(&out)
-	for _, want := range []string{"site alpha: WITHDRAWN", `drain: ACTIVE since`, `reason "kernel upgrade"`, "servers drained by our agent: s1 s3 s4 s5", `"drain"`} {
+	// Our drains are applied, so the agent sends nothing more for them
+	// (an empty reply): repeating "drain" would undo an operator's maint.
+	for _, want := range []string{"site alpha: WITHDRAWN", `drain: ACTIVE since`, `reason "kernel upgrade"`, "servers drained by our agent: s1 s3 s4 s5", `""`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
@@ -208,6 +228,56 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	}
 	if sd, err := control.NewStore(cfg.Control.StateFile, nil).Load(); err != nil || sd.Active || len(sd.Servers) != 0 {
 		t.Errorf("state file after resume: %+v, %v", sd, err)
+	}
+}
+
+// TestDrainLeavesOperatorMaint: issue 15 finding 3, against a real
+// HAProxy. During a site drain with drain_servers, an operator puts s3 in
+// maintenance: it stays in maintenance through several agent checks and
+// through resume, while our own drains are undone.
+func TestDrainLeavesOperatorMaint(t *testing.T) {
+	backup := testenv.StartBackends(t, 1)[0]
+	s := testenv.StartSite(t, testenv.SiteOpts{HAProxy: testenv.SiteHAProxy{Backup: backup.Addr},
+		Daemon: testenv.DaemonConfig{Agent: "drain_servers = true"}})
+	cfg := s.Config.Parse(t)
+	d := startDaemon(t, cfg)
+	testenv.Eventually(t, 5*time.Second, "zone served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := control.Call(ctx, cfg.Control.Socket, control.Request{Cmd: control.CmdDrain, Reason: "rack move"}); err != nil {
+		t.Fatal(err)
+	}
+	statusOf := func(name string) string { return s.HAProxy.ShowStat(t, "api")[name]["status"] }
+	testenv.Eventually(t, 3*time.Second, "every server drained by our agent", func() bool {
+		for _, be := range s.Backends {
+			if statusOf(be.Name) != "DRAIN (agent)" {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := s.HAProxy.Command("set server api/s3 state maint"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 3*time.Second, "s3 left to the operator", func() bool {
+		return !slices.Contains(d.Poller().Snapshot().Drain.Servers, "s3")
+	})
+	// Ten agent intervals (100 ms each): s3 stays in maintenance.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if st := statusOf("s3"); st != "MAINT" {
+			t.Fatalf("s3 is %q after the operator's maint, during the drain; want MAINT", st)
+		}
+	}
+	if _, err := control.Call(ctx, cfg.Control.Socket, control.Request{Cmd: control.CmdResume}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 3*time.Second, "our drains undone", func() bool {
+		return statusOf("s1") == "UP" && statusOf("s5") == "UP"
+	})
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		if st := statusOf("s3"); st != "MAINT" {
+			t.Fatalf("s3 is %q after resume; want the operator's MAINT", st)
+		}
 	}
 }
 

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,4 +221,151 @@ func rssKB(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// TestMetricsListenerAbused: issue 15 finding 2. 1,000 idle keep-alive
+// connections to the metrics listener, then 500 clients pipelining
+// /metrics without reading the replies. The daemon keeps its file
+// descriptors (the connection cap holds the rest in the kernel's accept
+// queue), the runtime API poll keeps succeeding, and DNS over UDP and TCP
+// keeps answering quickly.
+func TestMetricsListenerAbused(t *testing.T) {
+	// Not parallel: it loads the machine on purpose.
+	web := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	s := startSite(t, testenv.SiteOpts{Daemon: testenv.DaemonConfig{Metrics: web}}, false)
+	testenv.Eventually(t, 10*time.Second, "served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	pid := s.Daemon.Pid()
+	baseline := dnsLatencies(t, s.DNSAddr, 200)
+
+	// 1. 1,000 idle connections, each having sent one request's first line.
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 1000 {
+		c, err := net.DialTimeout("tcp", web, time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", len(conns), err)
+		}
+		c.Write([]byte("GET /metrics HTTP/1.1\r\n")) //nolint:errcheck // an idle, half-sent request
+		conns = append(conns, c)
+	}
+	fds := openFiles(t, pid)
+	polls := pollCount(t, s)
+	testenv.Eventually(t, 5*time.Second, "polls go on", func() bool { return pollCount(t, s) >= polls+5 })
+	if rc := testenv.Rcode(s.DNSAddr); rc != dns.RcodeSuccess {
+		t.Errorf("UDP query with 1,000 metrics connections open: rcode %d", rc)
+	}
+	if r, _, err := (&dns.Client{Net: "tcp", Timeout: time.Second}).Exchange(apiQuery(), s.DNSAddr); err != nil || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("TCP query with 1,000 metrics connections open: %v %v", r, err)
+	}
+	t.Logf("1,000 idle metrics connections: the daemon holds %d file descriptors; polls go on", fds)
+	if fds > 200 {
+		t.Errorf("the daemon holds %d file descriptors for 1,000 idle metrics clients; the cap is %d connections", fds, 64)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+
+	// 2. 500 clients pipelining /metrics and never reading.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 500 {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", web, time.Second)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			req := []byte(strings.Repeat("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 50))
+			for {
+				c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)) //nolint:errcheck
+				c.Write(req)                                               //nolint:errcheck // the daemon stops reading; fine
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+	cpu0, start := cpuSeconds(t, pid), time.Now()
+	under := dnsLatencies(t, s.DNSAddr, 500)
+	busy := (cpuSeconds(t, pid) - cpu0) / time.Since(start).Seconds()
+	close(stop)
+	wg.Wait()
+	t.Logf("the daemon used %.0f%% of one core while 500 clients pipelined /metrics", 100*busy)
+	p99 := func(ds []time.Duration) time.Duration { return ds[len(ds)*99/100] }
+	t.Logf("DNS over UDP: p50 %s p99 %s before; p50 %s p99 %s with 500 clients pipelining /metrics", baseline[len(baseline)/2], p99(baseline), under[len(under)/2], p99(under))
+	if p99(under) > 20*time.Millisecond || busy > 0.5 {
+		t.Errorf("DNS p99 %s and the daemon at %.0f%% of a core with 500 clients pipelining /metrics; want under 20ms and 50%%", p99(under), 100*busy)
+	}
+	testenv.Eventually(t, 5*time.Second, "polls go on after the flood", func() bool { return pollCount(t, s) >= polls+10 })
+}
+
+func apiQuery() *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion("api.pool.domain.tld.", dns.TypeA)
+	return m
+}
+
+// dnsLatencies sends n UDP queries one after the other (every 5 ms) and
+// returns their sorted latencies; a lost query counts as 1 s.
+func dnsLatencies(t *testing.T, addr string, n int) []time.Duration {
+	t.Helper()
+	var ds []time.Duration
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for range n {
+		<-tick.C
+		rc, _, took := testenv.Query(addr, time.Second)
+		if rc != dns.RcodeSuccess {
+			took = time.Second
+		}
+		ds = append(ds, took)
+	}
+	slices.Sort(ds)
+	return ds
+}
+
+// cpuSeconds returns a process's user and system CPU time from /proc, in
+// seconds.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) in ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // CLK_TCK is 100 on Linux
+}
+
+// openFiles counts a process's open file descriptors.
+func openFiles(t *testing.T, pid int) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// pollCount reads the daemon's poll count through `spdu-haproxy status -json`.
+func pollCount(t *testing.T, s *site) uint64 {
+	t.Helper()
+	code, out := testenv.RunBinary(t, "status", "-json", "-socket", filepath.Join(s.Config.Dir, "control.sock"))
+	if code != 0 {
+		t.Fatalf("status: exit %d: %s", code, out)
+	}
+	var doc struct{ Polls uint64 }
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, out)
+	}
+	return doc.Polls
 }

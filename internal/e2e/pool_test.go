@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -14,47 +12,6 @@ import (
 
 	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
-
-// poolSite is one site of the pool-mode test: backends, an HAProxy with a
-// TLS frontend on the site's own loopback address that publishes the
-// site's public status, and the daemon.
-type poolSite struct {
-	*site
-	ip string
-}
-
-// poolTest holds the shared ports and the test CA.
-type poolTest struct {
-	mode               string // dns.mode: "pool" or "self"
-	dnsPort, httpsPort int
-	caFile, certFile   string
-}
-
-// startSite starts one site of the test with peers (name -> address).
-func (pt *poolTest) startSite(t *testing.T, name, ip string, peers map[string]string) *poolSite {
-	t.Helper()
-	metrics := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	c := testenv.DaemonConfig{Site: name, Mode: pt.mode, Metrics: metrics, API: []string{ip}, TTL: "5s",
-		DNSListen:   []string{fmt.Sprintf("%s:%d", ip, pt.dnsPort)},
-		Nameservers: []string{"alpha.domain.tld.", "beta.domain.tld.", "gamma.domain.tld."},
-		DNS:         `ttl_unstable = "1s"`}
-	if pt.mode == "pool" { // self mode never hands out peers; listing them is a config error
-		names := make([]string, 0, len(peers))
-		for n := range peers {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			base := fmt.Sprintf("https://%s:%d", peers[n], pt.httpsPort)
-			c.Extra += fmt.Sprintf("[[peers]]\nname = %q\na = [%q]\nprobe = \"%s/status\"\nhost = \"api.domain.tld\"\n"+
-				"status_url = \"%s/.well-known/spdu/status\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nca_file = %q\n",
-				n, peers[n], base, base, pt.caFile)
-		}
-	}
-	s := startSite(t, testenv.SiteOpts{IP: ip, Daemon: c, HAProxy: testenv.SiteHAProxy{
-		Frontend: fmt.Sprintf("%s:%d", ip, pt.httpsPort), TLSCert: pt.certFile, Status: metrics}}, false)
-	return &poolSite{site: s, ip: ip}
-}
 
 // answers returns the sorted A addresses a site's nameserver hands out for
 // the service name, and its rcode.
@@ -79,31 +36,17 @@ func TestThreeSites(t *testing.T) {
 }
 
 func threeSites(t *testing.T, mode string) {
-	pt := &poolTest{mode: mode, dnsPort: testenv.FreePort(t), httpsPort: testenv.FreePort(t)}
-	ca := testenv.NewTestCA(t, []string{"api.domain.tld"})
-	dir := testenv.TempDir(t)
-	pt.caFile, pt.certFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "site.pem")
-	for _, f := range []string{pt.caFile, pt.certFile} {
-		if err := os.WriteFile(f, ca.PEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ips := map[string]string{"alpha": "127.0.0.2", "beta": "127.0.0.3", "gamma": "127.0.0.4"}
-	var sites []*poolSite
+	ss := testenv.NewSites(t, mode, map[string]string{"alpha": "127.0.0.2", "beta": "127.0.0.3", "gamma": "127.0.0.4"}, 0)
+	ss.TTL = "5s"
+	var sites []*site
 	for _, name := range []string{"alpha", "beta", "gamma"} {
-		peers := map[string]string{}
-		for n, ip := range ips {
-			if n != name {
-				peers[n] = ip
-			}
-		}
-		sites = append(sites, pt.startSite(t, name, ips[name], peers))
+		sites = append(sites, startSite(t, ss.Opts(t, name), false))
 	}
 	all := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
 	// healthy is what site s hands out while every site is healthy.
-	healthy := func(s *poolSite) []string {
+	healthy := func(s *site) []string {
 		if mode == "self" {
-			return []string{s.ip}
+			return []string{s.IP}
 		}
 		return all
 	}
@@ -198,7 +141,7 @@ func threeSites(t *testing.T, mode string) {
 
 // selfModeFailure: alpha's backends die; its nameserver answers REFUSED and
 // the others keep handing out their own sites; restored, alpha serves again.
-func selfModeFailure(t *testing.T, sites []*poolSite, healthy func(*poolSite) []string) {
+func selfModeFailure(t *testing.T, sites []*site, healthy func(*site) []string) {
 	alpha := sites[0]
 	kill := time.Now()
 	for _, be := range alpha.Backends {

@@ -30,6 +30,10 @@ import (
 const (
 	// AgentNoChange is the reply that leaves the server exactly as it is.
 	AgentNoChange = ""
+	// AgentUnknown is the reply to a server the agent does not know: a
+	// comment alone, which changes nothing (as AgentNoChange) but tells a
+	// person reading a capture why.
+	AgentUnknown = "# unknown server"
 	// AgentUp clears a previous AgentDown.
 	AgentUp = "up"
 	// AgentDown marks the server "DOWN (agent)" until AgentUp.
@@ -44,7 +48,7 @@ const (
 
 // MaxAgentRequest is the longest agent-send line ParseAgentRequest accepts,
 // in bytes, excluding the line end.
-const MaxAgentRequest = 255
+const MaxAgentRequest = 1024
 
 // AgentWeight returns the agent reply word "NN%" that sets a server's
 // weight to percent % of its configured weight (configuration manual §5.2
@@ -54,6 +58,12 @@ const MaxAgentRequest = 255
 func AgentWeight(percent int) string {
 	percent = max(0, min(percent, 100))
 	return strconv.Itoa(percent) + "%"
+}
+
+// NoOp reports whether an agent reply line changes nothing in HAProxy: an
+// empty line or a comment alone (AgentNoChange, AgentUnknown).
+func NoOp(reply string) bool {
+	return strings.HasPrefix(strings.TrimLeft(reply, " \t,"), "#") || strings.Trim(reply, " \t,") == ""
 }
 
 // ReplyWeight returns the weight in percent that an agent reply line sets

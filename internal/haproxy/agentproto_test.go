@@ -20,7 +20,7 @@ func TestParseAgentRequest(t *testing.T) {
 		{line: "s1\n", wantBackend: "", wantServer: "s1"},
 		{line: "be-1.prod:x/srv_2.a-b:c\n", wantBackend: "be-1.prod:x", wantServer: "srv_2.a-b:c"},
 		{line: long, wantServer: long},
-		{line: long + "a", wantErr: "longer than 255 bytes"},
+		{line: long + "a", wantErr: "longer than 1024 bytes"},
 		{line: "", wantErr: "empty agent request"},
 		{line: "\r\n", wantErr: "empty agent request"},
 		{line: " \n", wantErr: "empty agent request"},
@@ -64,6 +64,17 @@ func TestAgentWeight(t *testing.T) {
 	for _, tt := range tests {
 		if got := AgentWeight(tt.percent); got != tt.want {
 			t.Errorf("AgentWeight(%d) = %q, want %q", tt.percent, got, tt.want)
+		}
+	}
+}
+
+func TestNoOp(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"": true, " ": true, AgentUnknown: true, "#x": true, " # y": true,
+		"100%": false, "drain": false, "ready": false, "50% # note": false,
+	} {
+		if got := NoOp(reply); got != want {
+			t.Errorf("NoOp(%q) = %v, want %v", reply, got, want)
 		}
 	}
 }

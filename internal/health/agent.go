@@ -25,8 +25,8 @@ type AgentInput struct {
 // server, in HAProxy's agent grammar (configuration manual §5.2
 // "agent-check"). It is pure.
 //
-//   - An unknown server gets haproxy.AgentNoChange, so that a misconfigured
-//     agent-send can never change a server.
+//   - An unknown server gets haproxy.AgentUnknown, a comment alone, so that
+//     a misconfigured agent-send can never change a server.
 //   - Drain gets "drain": HAProxy keeps it until "ready".
 //   - Ready gets "ready" alone: HAProxy keeps the weight it had, and the
 //     next reply after HAProxy shows the server undrained sends the weight
@@ -39,7 +39,7 @@ type AgentInput struct {
 // internal/haproxy/AGENT_NOTES.md for what each reply does on HAProxy 2.6).
 func Reply(in AgentInput) string {
 	if !in.Known {
-		return haproxy.AgentNoChange
+		return haproxy.AgentUnknown
 	}
 	w := haproxy.AgentWeight(max(1, in.Weight))
 	switch {

@@ -7,7 +7,7 @@ func TestReply(t *testing.T) {
 		in   AgentInput
 		want string
 	}{
-		{AgentInput{Known: false, Weight: 50, Drain: true, Ready: true}, ""},
+		{AgentInput{Known: false, Weight: 50, Drain: true, Ready: true}, "# unknown server"},
 		{AgentInput{Known: true, Weight: 100}, "100%"},
 		{AgentInput{Known: true, Weight: 35}, "35%"},
 		{AgentInput{Known: true, Weight: 0}, "1%"}, // never 0%: HAProxy would count it unusable

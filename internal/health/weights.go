@@ -3,14 +3,16 @@ package health
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 )
 
 // WeightPolicy holds the knobs of adaptive weights (configuration keys
-// agent.half_life, agent.min_weight and agent.recovery_rate; Slack and
-// ErrorPenalty have no key). Zero fields take the defaults listed.
+// agent.half_life, agent.min_weight, agent.recovery_rate,
+// agent.latency_slack and agent.max_lowered; ErrorPenalty has no key).
+// Zero fields take the defaults listed.
 type WeightPolicy struct {
 	// HalfLife is the half-life of the exponentially weighted moving
 	// averages of each server's response time and error ratio: a sample's
@@ -19,7 +21,8 @@ type WeightPolicy struct {
 	// MinWeight is the lowest weight advertised, in percent of the
 	// configured weight, 1 to 100. Never 0: a weight of 0 makes HAProxy
 	// count the server as unusable, and the site's own quorum would drop.
-	// Default 10.
+	// Default 1: with four other servers at 100%, a server at 1% gets 0.25%
+	// of the requests, out of the 99th percentile.
 	MinWeight int
 	// RecoveryRate bounds how fast a weight may rise, in percentage points
 	// per second of polling (a cut applies at once). Default 10: from 10%
@@ -29,6 +32,13 @@ type WeightPolicy struct {
 	// before comparing them, so that servers a few milliseconds apart keep
 	// full weight. Default 10ms.
 	Slack time.Duration
+	// MaxLowered caps how many non-backup servers may be advertised below
+	// 100% at once, in percent of them (rounded down, at least one), as
+	// Envoy's outlier detection caps ejections (max_ejection_percent): the
+	// servers with the lowest targets keep theirs, the others are held at
+	// 100%. So a slowdown of many servers never shrinks the pool, while one
+	// bad server is cut to MinWeight. Default 20: one server of five.
+	MaxLowered int
 	// ErrorPenalty is how hard errors above the median cut a weight: the
 	// weight is multiplied by 1 - ErrorPenalty x (errors - median errors),
 	// with errors as a fraction of requests. Default 5: 10 points more
@@ -43,7 +53,7 @@ func (p WeightPolicy) withDefaults() WeightPolicy {
 		p.HalfLife = 5 * time.Second
 	}
 	if p.MinWeight <= 0 {
-		p.MinWeight = 10
+		p.MinWeight = 1
 	}
 	p.MinWeight = min(p.MinWeight, 100)
 	if p.RecoveryRate <= 0 {
@@ -52,6 +62,10 @@ func (p WeightPolicy) withDefaults() WeightPolicy {
 	if p.Slack <= 0 {
 		p.Slack = 10 * time.Millisecond
 	}
+	if p.MaxLowered <= 0 {
+		p.MaxLowered = 20
+	}
+	p.MaxLowered = min(p.MaxLowered, 100)
 	if p.ErrorPenalty <= 0 {
 		p.ErrorPenalty = 5
 	}
@@ -96,7 +110,10 @@ type ServerWeight struct {
 //	target = clamp(target, MinWeight, 100)
 //
 // so a server as fast and clean as the median gets 100%, one twice as slow
-// (beyond the slack) gets about 50%, and an erroring one is cut further. The
+// (beyond the slack) gets about 50%, and an erroring one is cut further.
+// At most MaxLowered percent of the servers (at least one) may have a
+// target below 100: those with the lowest targets (ties by name) keep them,
+// the others get 100. The
 // weight follows a lower target at once and rises towards a higher one by at
 // most RecoveryRate x (time since the previous Update) points, so weights
 // recover gradually and do not oscillate. A server without traffic since
@@ -156,14 +173,14 @@ func (w *Weigher) Update(now time.Time, servers []haproxy.Server) map[string]Ser
 		}
 	}
 	medLat, medErr := median(lats), median(errs)
+	targets := w.targets(servers, medLat, medErr)
 	out := make(map[string]ServerWeight, len(w.servers))
 	for _, s := range servers {
 		sig := w.servers[s.Name]
 		if sig == nil {
 			continue
 		}
-		if s.Usable && sig.w.Sampled && sig.at.Equal(now) {
-			target := w.target(sig.w, medLat, medErr)
+		if target, ok := targets[s.Name]; ok {
 			switch {
 			case target < sig.w.Percent:
 				sig.w.Percent = target
@@ -203,6 +220,58 @@ func (w *Weigher) sample(now time.Time, sig *serverSignals, s haproxy.Server) {
 		sig.w.ErrorRatio += a * (errRatio - sig.w.ErrorRatio)
 	}
 	sig.at = now
+}
+
+// targets returns the target of every usable server sampled at this poll,
+// with at most MaxLowered percent of the non-backup servers (at least one)
+// below 100: the lowest targets keep theirs.
+func (w *Weigher) targets(servers []haproxy.Server, medLat, medErr float64) map[string]int {
+	type t struct {
+		name   string
+		target int
+	}
+	var low []t
+	out := map[string]int{}
+	total := 0
+	now := w.last
+	for _, s := range servers {
+		if s.Backup {
+			continue
+		}
+		total++
+		sig := w.servers[s.Name]
+		if sig == nil || !s.Usable || !sig.w.Sampled || !sig.at.Equal(now) {
+			continue
+		}
+		target := w.target(sig.w, medLat, medErr)
+		out[s.Name] = target
+		if target < 100 {
+			low = append(low, t{s.Name, target})
+		}
+	}
+	// A server not sampled at this poll keeps its lowered weight: it
+	// counts against the cap too.
+	lowered := 0
+	for _, s := range servers {
+		if sig := w.servers[s.Name]; !s.Backup && sig != nil && sig.w.Percent < 100 {
+			if _, sampled := out[s.Name]; !sampled {
+				lowered++
+			}
+		}
+	}
+	allowed := max(1, total*w.policy.MaxLowered/100) - lowered
+	slices.SortFunc(low, func(a, b t) int {
+		if a.target != b.target {
+			return a.target - b.target
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	for i, l := range low {
+		if i >= allowed {
+			out[l.name] = 100
+		}
+	}
+	return out
 }
 
 // target is the weight the formula in the Weigher doc gives one server.

@@ -113,6 +113,10 @@ func TestWeigherSequences(t *testing.T) {
 			"s1": {rtime: 500, reqs: 50, down: true}, "s2": {rtime: 400, reqs: 50, down: true}, "s3": {rtime: 300, reqs: 50, down: true}})),
 			allAt(100, nil)},
 		{"everyone slow is the median", repeat(3, five(300, 50, nil)), allAt(100, nil)},
+		// Two slow servers of five: the cap (20%: one server) keeps only
+		// the slower one low, so the pool never shrinks by more than one.
+		{"max_lowered keeps the pool", repeat(3, five(5, 50, map[string]sv{"s4": {rtime: 105, reqs: 50}, "s5": {rtime: 205, reqs: 50}})),
+			allAt(100, map[string]int{"s5": 10})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runWeights(p, tc.polls)
@@ -182,5 +186,34 @@ func TestStaticAlgorithm(t *testing.T) {
 		if got := StaticAlgorithm(algo); got != want {
 			t.Errorf("StaticAlgorithm(%q) = %v, want %v", algo, got, want)
 		}
+	}
+}
+
+// TestWeigherMaxLowered: at the defaults (min_weight 1%, max_lowered 20%)
+// one slow server of five is cut to 1%, a second slow one is held at 100%
+// while the first is low, and a larger cap lowers both.
+func TestWeigherMaxLowered(t *testing.T) {
+	// (5+10)/(3005+10) and (5+10)/(2005+10): both under 1%, so at the floor.
+	two := repeat(3, five(5, 50, map[string]sv{"s2": {rtime: 3005, reqs: 50}, "s5": {rtime: 2005, reqs: 50}}))
+	for _, c := range []struct {
+		p    WeightPolicy
+		want map[string]int
+	}{
+		{WeightPolicy{}, allAt(100, map[string]int{"s2": 1})},
+		{WeightPolicy{MaxLowered: 40}, allAt(100, map[string]int{"s2": 1, "s5": 1})},
+		{WeightPolicy{MaxLowered: 1}, allAt(100, map[string]int{"s2": 1})}, // at least one
+	} {
+		got := runWeights(c.p, two)
+		if d := cmp.Diff(c.want, got[len(got)-1]); d != "" {
+			t.Errorf("max_lowered %d%% (-want +got):\n%s", c.p.MaxLowered, d)
+		}
+	}
+	// A lowered server without traffic keeps its weight and counts against
+	// the cap: the other slow one stays at 100%.
+	polls := append(repeat(3, five(5, 50, map[string]sv{"s5": {rtime: 2005, reqs: 50}})),
+		repeat(3, five(5, 50, map[string]sv{"s5": {rtime: 2005, reqs: 0}, "s3": {rtime: 4005, reqs: 50}}))...)
+	got := runWeights(WeightPolicy{}, polls)
+	if d := cmp.Diff(allAt(100, map[string]int{"s5": 1}), got[len(got)-1]); d != "" {
+		t.Errorf("a quiet lowered server against the cap (-want +got):\n%s", d)
 	}
 }

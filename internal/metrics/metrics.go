@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -179,8 +180,9 @@ type Agent struct {
 }
 
 // NewAgent registers spdu_agent_replies_total{kind} on reg. Kinds: "weight"
-// (a percentage), "nochange" (an empty reply for an unknown or bad request),
-// "drain", "ready", "dry_run".
+// (a percentage), "nochange" (an empty reply: a bad request, or a drain
+// already applied), "unknown" (a comment for a server the agent does not
+// know), "drain", "ready", "dry_run".
 func NewAgent(reg prometheus.Registerer) (*Agent, error) {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spdu_agent_replies_total",
@@ -200,8 +202,10 @@ func ReplyKind(reply string) string {
 	switch {
 	case reply == "":
 		return "nochange"
-	case len(reply) > 0 && reply[0] == '#':
+	case strings.HasPrefix(reply, "#dry-run"):
 		return "dry_run"
+	case reply[0] == '#':
+		return "unknown"
 	case reply[len(reply)-1] == '%':
 		if _, err := strconv.Atoi(reply[:len(reply)-1]); err == nil {
 			return "weight"

@@ -91,7 +91,7 @@ spdu_peer_capacity_ratio{peer="beta"} 0.4
 func TestReplyKind(t *testing.T) {
 	for in, want := range map[string]string{
 		"": "nochange", "100%": "weight", "7%": "weight", "drain": "drain", "ready": "ready",
-		"#dry-run: would reply 50%": "dry_run", "up": "other", "x%": "other",
+		"#dry-run: would reply 50%": "dry_run", "# unknown server": "unknown", "up": "other", "x%": "other",
 	} {
 		if got := ReplyKind(in); got != want {
 			t.Errorf("ReplyKind(%q) = %q, want %q", in, got, want)

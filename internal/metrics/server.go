@@ -1,20 +1,24 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
 
 	"github.com/spdu/spdu-haproxy/internal/listener"
 	"github.com/spdu/spdu-haproxy/internal/status"
@@ -30,6 +34,13 @@ const (
 	// MaxInFlight caps requests being answered at once; more get 503
 	// Service Unavailable at once.
 	MaxInFlight = 4
+	// MaxRate and MaxBurst bound the requests answered per second over the
+	// whole listener (a Prometheus scrape every few seconds and a peer's
+	// status read every second need far less); a request over the rate
+	// gets 429 Too Many Requests and its connection is closed, so a client
+	// pipelining requests costs one reply, not thousands.
+	MaxRate  = 50
+	MaxBurst = 100
 	// readHeaderTimeout, readTimeout and writeTimeout bound one request;
 	// idleTimeout closes a keep-alive connection that sends nothing.
 	readHeaderTimeout = 5 * time.Second
@@ -61,20 +72,20 @@ type Server struct {
 func NewServer(logger zerolog.Logger, addr string, reg *prometheus.Registry, doc func() status.Document) *Server {
 	logger = logger.With().Str("component", "metrics").Logger()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: httpErrorLog(logger)}))
+	mux.Handle("GET /metrics", reuseFor(time.Second, promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: httpErrorLog(logger)})))
 	writeDoc := func(w http.ResponseWriter, d status.Document) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(d) //nolint:errcheck // the client went away
 	}
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc()) })
-	mux.HandleFunc("GET /status/public", func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc().Public()) })
+	mux.Handle("GET /status", reuseFor(100*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc()) })))
+	mux.Handle("GET /status/public", reuseFor(100*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeDoc(w, doc().Public()) })))
 	return &Server{
 		log:     logger,
 		slot:    listener.New("metrics.listen", logger, listener.TCP),
 		listen:  listenAddr(addr),
-		handler: limitInFlight(mux, MaxInFlight),
+		handler: limitRate(rate.NewLimiter(MaxRate, MaxBurst), limitInFlight(mux, MaxInFlight)),
 	}
 }
 
@@ -84,6 +95,63 @@ func listenAddr(addr string) string {
 		return ""
 	}
 	return addr
+}
+
+// reuseFor serves h's response again, for the same Accept header, for up
+// to ttl after it was made: however many clients ask, the registry is
+// gathered and the status document built at most once per ttl, so a flood
+// of requests costs little more than writing bytes.
+func reuseFor(ttl time.Duration, h http.Handler) http.Handler {
+	type entry struct {
+		at     time.Time
+		status int
+		header http.Header
+		body   []byte
+	}
+	var mu sync.Mutex
+	cache := map[string]*entry{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Accept")
+		mu.Lock()
+		e := cache[key]
+		if e == nil || time.Since(e.at) > ttl {
+			rec := &recorder{header: http.Header{}, status: http.StatusOK}
+			h.ServeHTTP(rec, r)
+			e = &entry{at: time.Now(), status: rec.status, header: rec.header, body: rec.body.Bytes()}
+			if len(cache) > 16 { // Accept headers vary little; bound the map
+				clear(cache)
+			}
+			cache[key] = e
+		}
+		mu.Unlock()
+		maps.Copy(w.Header(), e.header)
+		w.WriteHeader(e.status)
+		w.Write(e.body) //nolint:errcheck // the client went away
+	})
+}
+
+// recorder is an http.ResponseWriter that keeps the response.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+
+// limitRate answers 429 and closes the connection when a request arrives
+// over lim's rate.
+func limitRate(lim *rate.Limiter, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !lim.Allow() {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too many requests", http.StatusTooManyRequests)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // limitInFlight answers 503 to a request that arrives while max are being

@@ -206,6 +206,30 @@ func TestPublisher(t *testing.T) {
 	}
 }
 
+// TestPublisherWithdraw: at shutdown a pool-mode site hands out the peers
+// that passed their last probe (with the short TTL), not a refusal that
+// PowerDNS Recursor would remember; with no peer up it refuses.
+func TestPublisherWithdraw(t *testing.T) {
+	var got []Published
+	self, peer := member("alpha", true, 1), member("beta", true, 0.5)
+	p := NewPublisher(Policy{Mode: Pool, AllDown: Refuse, Interval: time.Hour, Window: time.Second, DryRun: true},
+		func() Member { return self }, func() []Member { return []Member{peer} },
+		func(pub Published) { got = append(got, pub) })
+	p.Withdraw()
+	if len(got) != 1 || got[0].Answer.Refuse || len(got[0].Answer.Members) != 1 || got[0].Answer.Members[0].Name != "beta" ||
+		!got[0].Answer.Unstable || len(got[0].Orders) != OrdersPerAnswer {
+		t.Fatalf("Withdraw in pool mode published %+v, want beta alone, unstable", got)
+	}
+	peer.Up = false
+	p.Withdraw()
+	if last := got[len(got)-1]; !last.Answer.Refuse {
+		t.Errorf("Withdraw in pool mode with no peer up published %+v, want a refusal", last.Answer)
+	}
+	if p.Evaluate(); len(got) != 2 {
+		t.Errorf("published after Withdraw: %+v", got[2:])
+	}
+}
+
 // TestPublisherReload: Apply while Run runs puts the new all_down in force
 // at once and republishes even when the outcome is the same (a reload may
 // have changed the addresses or TTLs the publish function adds); dry-run
@@ -266,7 +290,7 @@ func TestPublisherReload(t *testing.T) {
 	}
 	p.Withdraw()
 	if pub := next("withdraw"); !pub.Answer.Refuse {
-		t.Fatalf("Withdraw published %+v", pub.Answer)
+		t.Fatalf("Withdraw in self mode published %+v, want a refusal", pub.Answer)
 	}
 	apply(all)
 	// With an interval of an hour, nothing else is published.

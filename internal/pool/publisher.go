@@ -150,14 +150,37 @@ func (p *Publisher) Evaluate() Published {
 	return pub
 }
 
-// Withdraw publishes a refusal and keeps Run from publishing anything
-// after it: the daemon calls it at shutdown, so the zone answers the
-// withdraw rcode during dns.shutdown_grace. Safe from any goroutine.
+// Withdraw publishes the answer of a site that is going away, with this
+// site counted down whatever its health (dry-run included), and keeps Run
+// from publishing anything after it. The daemon calls it at shutdown,
+// after Run has returned, for dns.shutdown_grace: in self mode the zone
+// then answers the withdraw rcode, so resolvers move to another site at
+// once; in pool mode it hands out the peers that passed their last probe
+// (unstable: the short TTL), and refuses only when none did and all_down
+// is "refuse". A REFUSED there would make PowerDNS Recursor throttle this
+// nameserver for the name for a minute, and fail its clients if the other
+// site failed within that minute (docs/resolvers.md).
 func (p *Publisher) Withdraw() {
+	self := p.self()
+	self.Up, self.Settled = false, true
+	var peers []Member
+	if p.peers != nil && p.policy.Mode == config.ModePool {
+		peers = p.peers()
+	}
+	a := Decide(p.policy.Mode, p.policy.AllDown, self, peers)
+	pub := Published{Answer: a}
+	if !a.Refuse {
+		pub.Answer.Unstable = true
+		w := make([]float64, len(a.Members))
+		for i, m := range a.Members {
+			w[i] = m.Capacity
+		}
+		pub.Orders = Orders(w, OrdersPerAnswer, p.rng)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.withdrawn = true
-	p.publish(Published{Answer: Answer{Refuse: true}})
+	p.publish(pub)
 }
 
 // sameOutcome compares membership, capacities (to 1%) and stability.

@@ -48,7 +48,7 @@ type Peer struct {
 	// (including the status read), shorter than Interval.
 	Interval, Timeout time.Duration
 	// Rise and Fall are the consecutive good and bad probes needed to mark
-	// the peer up and down.
+	// the peer up and down; the first probe decides at once.
 	Rise, Fall int
 	// CAFile, when set, is a PEM file of CAs trusted instead of the
 	// system's (peers.NAME.ca_file); Prepare reads it into RootCAs.
@@ -183,8 +183,24 @@ type peerRun struct {
 // peerState is one peer's rise/fall state, owned by its probe goroutine
 // while it runs and carried over to the next one on a reload.
 type peerState struct {
-	rf    health.RiseFall
-	since time.Time // when rf.Up() last changed
+	rf     health.RiseFall
+	since  time.Time // when rf.Up() last changed
+	probed bool      // a probe has completed
+}
+
+// observe feeds one probe's outcome and reports whether the peer went up
+// or down. A peer's first probe decides its state at once; after that,
+// rise and fall apply. So a site that starts (or reloads with a new peer)
+// hands out a healthy peer after one probe instead of refusing for rise
+// probe intervals, a refusal that PowerDNS Recursor would remember for a
+// minute (docs/resolvers.md).
+func (st *peerState) observe(good bool) bool {
+	if !st.probed {
+		st.probed = true
+		st.rf.Set(good)
+		return good
+	}
+	return st.rf.Observe(good)
 }
 
 // Run probes until ctx is cancelled and returns after every probe goroutine
@@ -300,7 +316,7 @@ func (p *Prober) loop(ctx context.Context, peer Peer, st *peerState) {
 			return
 		}
 		now := time.Now()
-		changed := st.rf.Observe(err == nil)
+		changed := st.observe(err == nil)
 		if changed {
 			st.since = now
 		}

@@ -193,3 +193,20 @@ func TestProbeReload(t *testing.T) {
 		t.Errorf("Prepare with a missing CA file: %v, want an error naming peers.beta.ca_file", err)
 	}
 }
+
+// TestFirstProbeDecides: a peer's first probe decides its state at once
+// (up when it passes, down when it fails); after that rise and fall apply.
+func TestFirstProbeDecides(t *testing.T) {
+	for _, c := range []struct {
+		first, want bool
+	}{{true, true}, {false, false}} {
+		st := newState(Peer{Rise: 3, Fall: 3}, time.Now())
+		if changed := st.observe(c.first); st.rf.Up() != c.want || changed != c.want || !st.rf.Settled() {
+			t.Errorf("first probe %v: up %v changed %v settled %v; want up %v", c.first, st.rf.Up(), changed, st.rf.Settled(), c.want)
+		}
+		// Then rise and fall: one opposite probe changes nothing.
+		if st.observe(!c.first); st.rf.Up() != c.want {
+			t.Errorf("after the first probe %v, one opposite probe changed the state", c.first)
+		}
+	}
+}

@@ -217,7 +217,7 @@ func StartHierarchy(t testing.TB, c HierarchyConfig) *Hierarchy {
 			t.Fatalf("%s not installed (Debian package knot; .ci/run installs it): %v", bin, err)
 		}
 	}
-	dir := tempDir(t, "spdu-hier-")
+	dir := testenv.TempDir(t)
 	files := map[string]string{}
 	for name, text := range zones {
 		f := filepath.Join(dir, "zone-"+strings.TrimSuffix(name, ".")+".txt")
@@ -255,22 +255,6 @@ func StartHierarchy(t testing.TB, c HierarchyConfig) *Hierarchy {
 
 // Output returns what knotd logged so far.
 func (h *Hierarchy) Output() string { return h.proc.Output() }
-
-// tempDir makes a directory under the system's temporary directory (short
-// paths: unix socket names are limited to 108 bytes), readable by every
-// user (resolvers may drop privileges), removed at cleanup.
-func tempDir(t testing.TB, prefix string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 func writeFile(t testing.TB, path, text string) {
 	t.Helper()

@@ -121,7 +121,7 @@ func Start(t testing.TB, k Kind, h *Hierarchy, o Options) *Resolver {
 		}
 		o.TrustAnchors = append(o.TrustAnchors, ds)
 	}
-	r := &Resolver{Kind: k, IP: o.IP, Addr: net.JoinHostPort(listen, strconv.Itoa(o.Port)), Dir: tempDir(t, "spdu-"+string(k)+"-")}
+	r := &Resolver{Kind: k, IP: o.IP, Addr: net.JoinHostPort(listen, strconv.Itoa(o.Port)), Dir: testenv.TempDir(t)}
 	r.cmd = s(t, r.Dir, h, o)
 	r.start(t)
 	return r

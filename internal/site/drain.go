@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 )
@@ -26,6 +28,33 @@ type Drain struct {
 	// Active (agent.drain_servers), and "ready" once the drain has ended
 	// until HAProxy shows each of them no longer drained. Sorted.
 	Servers []string
+}
+
+// MaxReasonLen is the longest drain reason kept, in bytes: it goes into
+// the state file, the status document, logs and the environment of
+// notify.exec, so it must stay short.
+const MaxReasonLen = 256
+
+// CleanReason returns an operator's drain reason fit to keep: control
+// characters (newlines, terminal escape sequences) become spaces, and the
+// text is cut to MaxReasonLen bytes at a character boundary (an invalid
+// UTF-8 byte becomes U+FFFD first).
+func CleanReason(reason string) string {
+	reason = strings.ToValidUTF8(reason, "\uFFFD")
+	reason = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, reason)
+	if len(reason) > MaxReasonLen {
+		cut := MaxReasonLen
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
+	return strings.TrimSpace(reason)
 }
 
 // Drains reports whether the agent answers "drain" for server.
@@ -59,14 +88,14 @@ type drainResult struct {
 // when Config.SaveDrain persists it, until Resume. With
 // Config.DrainServers and a backup server in the backend, the agent also
 // answers "drain" for every usable non-backup server. A second Drain only
-// updates the reason.
+// updates the reason. The reason is kept as CleanReason returns it.
 //
 // The drain is applied by the Run goroutine, which publishes a new
 // Snapshot (and calls onChange) before Drain returns. If the state cannot be
 // saved, the site is still withdrawn but no server is drained (the daemon
 // could not remember to undo it), and the error is returned.
 func (p *Poller) Drain(ctx context.Context, reason string) (Drain, error) {
-	return p.request(ctx, drainRequest{drain: true, reason: reason})
+	return p.request(ctx, drainRequest{drain: true, reason: CleanReason(reason)})
 }
 
 // Resume ends a site drain: the site serves again as soon as the health
@@ -146,13 +175,19 @@ func (p *Poller) serversToDrain(prev Drain) []string {
 	return slices.Compact(out)
 }
 
-// forgetUndrained drops from a finished drain's servers those that the poll
-// shows no longer drained (or gone), at least one poll interval after the
-// drain ended so that a "drain" reply already on its way has landed, and
-// saves the change. A failed save is retried at the next poll.
+// forgetUndrained keeps the drain's server list to the servers our agent
+// still owns, and saves a change (a failed save is retried at the next
+// poll):
+//
+//   - while the drain is active, a server the poll shows in MAINT was put
+//     there by the operator (our agent never sends maint): it is the
+//     operator's now, and gets neither "drain" nor, on resume, "ready";
+//   - once the drain has ended, a server the poll shows no longer drained
+//     (or gone) is forgotten, at least one poll interval after the end so
+//     that a "drain" reply already on its way has landed.
 func (p *Poller) forgetUndrained(now time.Time, stats haproxy.BackendStats) {
 	d := p.drain
-	if d.Active || len(d.Servers) == 0 || now.Sub(d.Since) < p.cfg.Interval {
+	if len(d.Servers) == 0 || (!d.Active && now.Sub(d.Since) < p.cfg.Interval) {
 		return
 	}
 	status := map[string]string{}
@@ -161,7 +196,11 @@ func (p *Poller) forgetUndrained(now time.Time, stats haproxy.BackendStats) {
 	}
 	keep := make([]string, 0, len(d.Servers))
 	for _, name := range d.Servers {
-		if st, ok := status[name]; ok && strings.HasPrefix(st, "DRAIN") {
+		st, ok := status[name]
+		switch {
+		case d.Active && (!ok || !strings.HasPrefix(st, "MAINT")):
+			keep = append(keep, name)
+		case !d.Active && ok && strings.HasPrefix(st, "DRAIN"):
 			keep = append(keep, name)
 		}
 	}
@@ -181,5 +220,9 @@ func (p *Poller) forgetUndrained(now time.Time, stats haproxy.BackendStats) {
 			return
 		}
 	}
-	p.log.Info().Strs("still_drained", keep).Msg("servers back from our drain")
+	if d.Active {
+		p.log.Info().Strs("drained_by_agent", keep).Msg("an operator took servers out of our drain (maintenance): our agent leaves them alone")
+	} else {
+		p.log.Info().Strs("still_drained", keep).Msg("servers back from our drain")
+	}
 }

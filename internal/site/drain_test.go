@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
@@ -221,6 +222,46 @@ func TestDrainServers(t *testing.T) {
 	}
 }
 
+// TestDrainServersLeaveOperatorMaint: issue 15 finding 3. Our agent sends
+// "drain" only until HAProxy shows the server drained (repeating it would
+// turn an operator's maint back into a drain), and a server the operator
+// puts in maintenance during the site drain is the operator's: it gets
+// neither "drain" nor, on resume, "ready".
+func TestDrainServersLeaveOperatorMaint(t *testing.T) {
+	src, st := newLive(true), &store{}
+	p, _ := startPoller(t, src, Config{SaveDrain: st.save, DrainServers: true}, nil)
+	waitFor(t, "serving", func() bool { return p.Snapshot().Health.Serving })
+	if _, err := p.Drain(context.Background(), "move"); err != nil {
+		t.Fatal(err)
+	}
+	if got := replies(p.Snapshot(), "s1", "s3"); !cmp.Equal(got, []string{"s1=drain", "s3=drain"}) {
+		t.Fatalf("replies before HAProxy applied the drain: %v", got)
+	}
+	for _, n := range []string{"s1", "s2", "s3", "s4", "s5"} {
+		src.set(n, drained)
+	}
+	waitFor(t, "drains seen applied", func() bool {
+		return cmp.Equal(replies(p.Snapshot(), "s1", "s3"), []string{"s1=", "s3="})
+	})
+	// The operator puts s3 in maintenance during the site drain.
+	src.set("s3", func(s *haproxy.Server) { s.Status, s.Usable = "MAINT", false })
+	waitFor(t, "s3 left to the operator", func() bool {
+		return cmp.Equal(p.Snapshot().Drain.Servers, []string{"s1", "s2", "s4", "s5"})
+	})
+	if got := st.last().Servers; !cmp.Equal(got, []string{"s1", "s2", "s4", "s5"}) {
+		t.Errorf("saved %v, want s3 left out", got)
+	}
+	if got := replies(p.Snapshot(), "s3"); !cmp.Equal(got, []string{"s3=100%"}) {
+		t.Errorf("reply to the operator's server in maint: %v (a weight never changes maint)", got)
+	}
+	if _, err := p.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := replies(p.Snapshot(), "s1", "s3"); !cmp.Equal(got, []string{"s1=ready", "s3=100%"}) {
+		t.Errorf("replies after resume: %v; want ready for ours only", got)
+	}
+}
+
 func TestDrainServersNeedsBackup(t *testing.T) {
 	p, _ := startPoller(t, newLive(false), Config{DrainServers: true}, nil)
 	d, err := p.Drain(context.Background(), "no backup")
@@ -271,5 +312,37 @@ func TestDrainAfterStop(t *testing.T) {
 	}
 	if _, err := p.Drain(context.Background(), "x"); !errors.Is(err, ErrStopped) {
 		t.Errorf("Drain after Run returned: %v, want ErrStopped", err)
+	}
+}
+
+// TestCleanReason: issue 15 item 7. A drain reason loses control
+// characters and stays within MaxReasonLen bytes, cut at a character
+// boundary.
+func TestCleanReason(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes
+	for _, c := range []struct{ in, want string }{
+		{"kernel upgrade", "kernel upgrade"},
+		{"line\nbreak\r\x1b[31mred\x1b[0m\ttab", "line break  [31mred [0m tab"},
+		{"\x00\x07 padded \u2028", "padded"},
+		{"bad \xff byte", "bad \uFFFD byte"},
+		{long, strings.Repeat("é", 128)},
+	} {
+		got := CleanReason(c.in)
+		if got != c.want {
+			t.Errorf("CleanReason(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if len(got) > MaxReasonLen || !utf8.ValidString(got) {
+			t.Errorf("CleanReason(%q) = %d bytes, valid %v", c.in, len(got), utf8.ValidString(got))
+		}
+	}
+	// Through the poller: a megabyte reason is stored cut.
+	src, st := newLive(false), &store{}
+	p, _ := startPoller(t, src, Config{SaveDrain: st.save}, nil)
+	d, err := p.Drain(context.Background(), strings.Repeat("x", 1<<20)+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Reason) != MaxReasonLen || len(st.last().Reason) != MaxReasonLen || len(p.Snapshot().Health.Reason) > MaxReasonLen+len("drained: ") {
+		t.Errorf("a 1 MiB reason kept as %d bytes (saved %d)", len(d.Reason), len(st.last().Reason))
 	}
 }

@@ -11,6 +11,7 @@ package site
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -323,14 +324,31 @@ func (s *Snapshot) Weight(server string) int {
 // AgentReply is the agent-check reply for an agent-send naming backend (""
 // when the request names only the server) and server: health.Reply applied
 // to this snapshot's knowledge of the server, its weight and the drain.
+//
+// A server our drain owns gets "drain" only until a poll shows it drained:
+// the drain sticks in HAProxy until "ready", and repeating it would turn an
+// operator's later `set server ... state maint` back into a drain.
 func (s *Snapshot) AgentReply(backend, server string) string {
 	known := (backend == "" || backend == s.Stats.Backend) && s.HasServer(server)
+	drain := s.Drain.Drains(server)
+	if drain && strings.HasPrefix(s.server(server).Status, "DRAIN") {
+		return haproxy.AgentNoChange
+	}
 	return health.Reply(health.AgentInput{
 		Known:  known,
 		Weight: s.Weight(server),
-		Drain:  s.Drain.Drains(server),
+		Drain:  drain,
 		Ready:  s.Drain.Readies(server),
 	})
+}
+
+// server returns the named server of the last successful poll, or a zero
+// Server.
+func (s *Snapshot) server(name string) haproxy.Server {
+	if i, ok := s.byName[name]; ok {
+		return s.Stats.Servers[i]
+	}
+	return haproxy.Server{}
 }
 
 // hasBackup reports whether the backend has a backup server.

@@ -57,7 +57,7 @@ func TestAdaptiveWeightsPublished(t *testing.T) {
 			if got := s.AgentReply("api", "s5"); got != health.Reply(health.AgentInput{Known: true, Weight: tc.wantS5}) {
 				t.Errorf("AgentReply(s5) = %q", got)
 			}
-			if got := s.AgentReply("web", "s5"); got != haproxy.AgentNoChange {
+			if got := s.AgentReply("web", "s5"); got != haproxy.AgentUnknown {
 				t.Errorf("AgentReply for another backend = %q, want no change", got)
 			}
 			if n := strings.Count(logs.String(), "adaptive weights have no effect"); tc.wantStatic != (n == 1) || n > 1 {

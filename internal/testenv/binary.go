@@ -16,7 +16,14 @@ var daemonBinary string
 // daemon: it builds cmd/spdu-haproxy once into a temporary directory (mode
 // 0755, so a test may run it as another user), runs the tests and removes
 // it. Use it as os.Exit(testenv.RunWithBinary(m)).
+//
+// SPDU_TEST_BINARY names a prebuilt binary to run instead, for instance an
+// older commit's, to show that a test fails without a fix.
 func RunWithBinary(m *testing.M) int {
+	if bin := os.Getenv("SPDU_TEST_BINARY"); bin != "" {
+		daemonBinary = bin
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "spdu-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -259,7 +259,8 @@ type SiteOpts struct {
 	// delay by default).
 	Delays []time.Duration
 	// HAProxy is the HAProxy configuration; StartSite fills Frontend,
-	// Backends and AgentPort unless set (NoAgent leaves agent checks out).
+	// Backends (new ones, see Delays) and AgentPort unless set (NoAgent
+	// leaves agent checks out).
 	HAProxy SiteHAProxy
 	NoAgent bool
 	// Daemon is the daemon configuration; StartSite fills Socket,
@@ -277,8 +278,11 @@ func StartSite(t testing.TB, o SiteOpts) *Site {
 	if o.Delays == nil {
 		o.Delays = make([]time.Duration, 5)
 	}
-	s := &Site{Backends: StartSlowBackends(t, o.Delays...)}
 	h := o.HAProxy
+	s := &Site{Backends: h.Backends}
+	if s.Backends == nil {
+		s.Backends = StartSlowBackends(t, o.Delays...)
+	}
 	if h.Frontend == "" {
 		h.Frontend = fmt.Sprintf("%s:%d", o.IP, FreePort(t))
 	}
