@@ -107,7 +107,7 @@ type ServerWeight struct {
 // the usable servers that have samples, and K = Slack in milliseconds:
 //
 //	target = 100 x (M + K) / (L + K) x max(0, 1 - ErrorPenalty x max(0, E - Em))
-//	target = clamp(target, MinWeight, 100)
+//	target = MinWeight if target < 10 (an outlier), else clamp(target, MinWeight, 100)
 //
 // so a server as fast and clean as the median gets 100%, one twice as slow
 // (beyond the slack) gets about 50%, and an erroring one is cut further.
@@ -281,8 +281,18 @@ func (w *Weigher) target(sw ServerWeight, medLat, medErr float64) int {
 	if excess := sw.ErrorRatio - medErr; excess > 0 {
 		t *= max(0, 1-w.policy.ErrorPenalty*excess)
 	}
+	if t < outlierBelow {
+		return w.policy.MinWeight
+	}
 	return max(w.policy.MinWeight, min(100, int(math.Round(t))))
 }
+
+// outlierBelow is the target, in percent, under which a server is an
+// outlier (ten times slower than the median, beyond the slack, or badly
+// erroring) and gets MinWeight outright, as outlier detection ejects a
+// host: a weight of a few percent would still put it in the 99th
+// percentile of a small backend.
+const outlierBelow = 10
 
 // median returns the median of xs (the mean of the middle two for an even
 // count), or 0 for none. It sorts xs.

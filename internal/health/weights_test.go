@@ -217,3 +217,18 @@ func TestWeigherMaxLowered(t *testing.T) {
 		t.Errorf("a quiet lowered server against the cap (-want +got):\n%s", d)
 	}
 }
+
+// TestWeigherOutlier: at the defaults a server ten times slower than the
+// median (beyond the slack) is an outlier and gets min_weight (1%) rather
+// than its proportional 5%, which would keep it in a small backend's p99; a
+// server twice as slow keeps its proportional weight.
+func TestWeigherOutlier(t *testing.T) {
+	got := runWeights(WeightPolicy{}, repeat(3, five(1, 50, map[string]sv{"s5": {rtime: 201, reqs: 50}})))
+	if d := cmp.Diff(allAt(100, map[string]int{"s5": 1}), got[len(got)-1]); d != "" {
+		t.Errorf("a 200 ms server beside 1 ms ones (-want +got):\n%s", d)
+	}
+	got = runWeights(WeightPolicy{}, repeat(3, five(1, 50, map[string]sv{"s5": {rtime: 12, reqs: 50}})))
+	if d := cmp.Diff(allAt(100, map[string]int{"s5": 50}), got[len(got)-1]); d != "" {
+		t.Errorf("a 12 ms server beside 1 ms ones: (1+10)/(12+10) = 50%% (-want +got):\n%s", d)
+	}
+}
