@@ -86,4 +86,36 @@ func TestInsecureConfigRefused(t *testing.T) {
 	if code := realMain([]string{"run", "-config", p}, io.Discard, &runOut); code != 1 || !strings.Contains(runOut.String(), "owned by another user") {
 		t.Errorf("run with a state file of another owner: exit %d, stderr %q", code, runOut.String())
 	}
+
+	// notify.exec: a command others may replace is refused by name (issue
+	// 15 item 6); once safe, check accepts it.
+	if err := os.Chown(state, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmdDir := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(cmdDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cmdDir, 0o777); err != nil { // umask-proof: world-writable, not sticky
+		t.Fatal(err)
+	}
+	script := filepath.Join(cmdDir, "notify")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	withNotify := full + fmt.Sprintf("[notify]\nexec = [%q]\n", script)
+	if err := os.WriteFile(p, []byte(withNotify), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var notifyOut strings.Builder
+	if code := realMain([]string{"check", "-config", p}, io.Discard, &notifyOut); code != 1 ||
+		!strings.Contains(notifyOut.String(), "unsafe notify.exec") {
+		t.Errorf("check with notify.exec in a world-writable directory: exit %d, stderr %q; want 1 naming notify.exec", code, notifyOut.String())
+	}
+	if err := os.Chmod(cmdDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code := realMain([]string{"check", "-config", p}, io.Discard, &notifyOut); code != 0 {
+		t.Errorf("check with a safe notify.exec: exit %d, stderr %q", code, notifyOut.String())
+	}
 }
