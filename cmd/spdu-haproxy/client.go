@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spdu/spdu-haproxy/internal/control"
@@ -31,11 +33,34 @@ func controlMain(cmd string, fs *flag.FlagSet, args []string, stdout io.Writer, 
 	case control.CmdResume:
 	case control.CmdStatus:
 		asJSON = fs.Bool("json", false, "print the status as JSON")
+	case control.CmdShed:
+		fs.DurationVar(&req.For, "for", 0, "end the shed after this long (default: until shed off)")
+		fs.StringVar(&req.Reason, "reason", "", "why load is shed (shown in status)")
 	default:
 		return fmt.Errorf("unknown control command %q: %w", cmd, errUsage)
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || req.Wait < 0 {
+	// shed's FRACTION (or "off") may stand before, between or after the
+	// flags; every other command takes none.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil || req.Wait < 0 || req.For < 0 {
+			return errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional, args = append(positional, fs.Arg(0)), fs.Args()[1:]
+	}
+	if want := map[bool]int{true: 1, false: 0}[cmd == control.CmdShed]; len(positional) != want {
 		return errUsage
+	}
+	if cmd == control.CmdShed {
+		f, err := parseFraction(positional[0])
+		if err != nil {
+			fmt.Fprintf(fs.Output(), "spdu-haproxy shed: %v\n", err)
+			return errUsage
+		}
+		req.Fraction = f
 	}
 	if *socket == "" {
 		var err error
@@ -56,6 +81,9 @@ func controlMain(cmd string, fs *flag.FlagSet, args []string, stdout io.Writer, 
 		fmt.Fprintf(stdout, "site %s drained; frontend quiet after %s\n", resp.Status.Site, resp.Waited.Round(time.Millisecond))
 	case cmd == control.CmdDrain:
 		fmt.Fprintf(stdout, "site %s drained: zone withdrawn (%s)\n", resp.Status.Site, resp.Status.Reason)
+	case cmd == control.CmdShed:
+		fmt.Fprintf(stdout, "site %s sheds %.0f%% of new clients (manual floor %.0f%%, utilization %.2f)\n", resp.Status.Site,
+			100*resp.Status.Shed.Fraction, 100*resp.Status.Shed.Manual, resp.Status.Shed.Utilization)
 	case cmd == control.CmdResume:
 		fmt.Fprintf(stdout, "site %s resumed: %s\n", resp.Status.Site, map[bool]string{true: "serving", false: "withdrawn until healthy"}[resp.Status.Serving])
 	default:
@@ -69,4 +97,21 @@ func writeStatusJSON(w io.Writer, st status.Document) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(st) //nolint:errcheck // plain types; a failed write shows on the terminal
+}
+
+// parseFraction reads shed's argument: "off", a fraction from 0 to 1, or a
+// percentage such as "50%".
+func parseFraction(s string) (float64, error) {
+	if s == "off" {
+		return 0, nil
+	}
+	scale := 1.0
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		s, scale = p, 100
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f/scale >= 0 && f/scale <= 1) { // NaN fails too
+		return 0, fmt.Errorf("%q: want off, a fraction from 0 to 1, or a percentage such as 50%%", s)
+	}
+	return f / scale, nil
 }

@@ -10,6 +10,7 @@
 //	spdu-haproxy drain  [-config FILE] [-socket PATH] [-reason TEXT] [-wait DURATION]
 //	spdu-haproxy resume [-config FILE] [-socket PATH]
 //	spdu-haproxy status [-config FILE] [-socket PATH] [-json]
+//	spdu-haproxy shed   FRACTION|off [-config FILE] [-socket PATH] [-for DURATION] [-reason TEXT]
 //	spdu-haproxy version
 //
 // This package only parses the command line, loads the configuration, sets
@@ -66,6 +67,7 @@ const usage = `usage:
   spdu-haproxy drain  [-config FILE] [-socket PATH] [-reason TEXT] [-wait DURATION]
   spdu-haproxy resume [-config FILE] [-socket PATH]
   spdu-haproxy status [-config FILE] [-socket PATH] [-json]
+  spdu-haproxy shed   FRACTION|off [-config FILE] [-socket PATH] [-for DURATION] [-reason TEXT]
   spdu-haproxy version
 `
 
@@ -121,7 +123,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "# %s: valid; effective configuration with defaults:\n%s", *cfgPath, text)
 		return nil
-	case "drain", "resume", "status":
+	case "drain", "resume", "status", "shed":
 		return controlMain(cmd, fs, rest, stdout, func() (string, error) {
 			cfg, err := config.LoadChecked(*cfgPath, *insecure)
 			if err != nil {

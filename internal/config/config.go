@@ -44,6 +44,38 @@ type Config struct {
 	Control Control `toml:"control"`
 	// Peers are the other sites, probed in pool mode. Tables "[[peers]]".
 	Peers []Peer `toml:"peers"`
+	// Shed is load shedding. Table "[shed]".
+	Shed Shed `toml:"shed"`
+}
+
+// Shed is the "[shed]" table: load shedding, which sends a fraction of new
+// clients to other sites while this one is near its capacity (see
+// internal/shed for the utilization and the controller).
+type Shed struct {
+	// Enabled turns the automatic controller on; an operator's manual shed
+	// (`spdu-haproxy shed`) works either way. Key "shed.enabled"; default
+	// false.
+	Enabled bool `toml:"enabled"`
+	// Target is the utilization held (1 = at capacity). Key "shed.target";
+	// default 0.8; above 0 to 2.
+	Target float64 `toml:"target"`
+	// MaxFraction is the most the controller sheds. Key
+	// "shed.max_fraction"; default 0.9; above 0 to 1.
+	MaxFraction float64 `toml:"max_fraction"`
+	// CapacityRPS is the site's capacity in HTTP requests per second, if
+	// known, compared with the frontend's req_rate (needs
+	// haproxy.frontend). Key "shed.capacity_rps"; default 0 (none).
+	CapacityRPS float64 `toml:"capacity_rps"`
+	// Gain is the change of the fraction per second per unit of
+	// utilization off the target. Key "shed.gain"; default 0.1; above 0 to
+	// 10.
+	Gain float64 `toml:"gain"`
+	// MaxStep bounds the change of the fraction per second. Key
+	// "shed.max_step"; default 0.05; above 0 to 1.
+	MaxStep float64 `toml:"max_step"`
+	// Deadband is the band around the target in which the fraction holds.
+	// Key "shed.deadband"; default 0.05; below target.
+	Deadband float64 `toml:"deadband"`
 }
 
 // Peer is one "[[peers]]" table: another site that pool mode hands out while
@@ -462,6 +494,21 @@ func (c *Config) Defaults() {
 	}
 	if c.DNS.AllDown == "" {
 		c.DNS.AllDown = AllDownRefuse
+	}
+	if c.Shed.Target == 0 {
+		c.Shed.Target = 0.8
+	}
+	if c.Shed.MaxFraction == 0 {
+		c.Shed.MaxFraction = 0.9
+	}
+	if c.Shed.Gain == 0 {
+		c.Shed.Gain = 0.1
+	}
+	if c.Shed.MaxStep == 0 {
+		c.Shed.MaxStep = 0.05
+	}
+	if c.Shed.Deadband == 0 {
+		c.Shed.Deadband = 0.05
 	}
 	if c.DNS.TTLUnstable.Duration == 0 {
 		c.DNS.TTLUnstable.Duration = min(time.Second, c.DNS.TTL.Duration)

@@ -58,6 +58,7 @@ func TestParseDefaults(t *testing.T) {
 			QuietPeriod: &Duration{10 * time.Second}},
 		Metrics: Metrics{Listen: "127.0.0.1:9405"},
 		Notify:  Notify{Timeout: Duration{10 * time.Second}},
+		Shed:    Shed{Target: 0.8, MaxFraction: 0.9, Gain: 0.1, MaxStep: 0.05, Deadband: 0.05},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
@@ -174,6 +175,9 @@ zone =`), `unknown key "dns.zonee"`},
 		{"a is v6", replace(`a = ["1.2.3.4"]`, `a = ["::1"]`), `dns.records.api.a: "::1" is not an IPv4 address`},
 		{"aaaa is v4", replace(`a = ["1.2.3.4"]`, `aaaa = ["1.2.3.4"]`), `dns.records.api.aaaa: "1.2.3.4" is not an IPv6 address`},
 		{"a twice", replace(`a = ["1.2.3.4"]`, `a = ["1.2.3.4", "1.2.3.4"]`), `dns.records.api.a: "1.2.3.4" is listed twice`},
+		{"shed target", add("[shed]\ntarget = 3.0\n"), `shed.target: 3 must be above 0 and at most 2`},
+		{"shed deadband", add("[shed]\ntarget = 0.5\ndeadband = 0.6\n"), `shed.deadband: 0.6 must be above 0 and below shed.target (0.5)`},
+		{"shed capacity", add("[shed]\ncapacity_rps = -1.0\n"), `shed.capacity_rps: -1 must not be negative`},
 		{"agent max_lowered", add("[agent]\nmax_lowered = 101\n"), `agent.max_lowered: 101 must be from 1 to 100 percent of the servers`},
 		{"agent listen", add("[agent]\nlisten = \"5555\"\n"), `agent.listen: "5555" is not host:port: address 5555: missing port in address`},
 		{"agent timeout", add("[agent]\nread_timeout = \"1m\"\n"), `agent.read_timeout: 1m0s must be from 10ms to 10s`},

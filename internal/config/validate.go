@@ -108,6 +108,9 @@ func (c *Config) Validate() error {
 	if err := c.Control.validate(); err != nil {
 		return err
 	}
+	if err := c.Shed.validate(); err != nil {
+		return err
+	}
 	return c.validatePeers()
 }
 
@@ -466,6 +469,24 @@ func addrs(key string, list []string, v4 bool) error {
 			return fmt.Errorf("%s: %q is listed twice", key, s)
 		}
 		seen[ip] = true
+	}
+	return nil
+}
+
+func (s *Shed) validate() error {
+	for _, f := range []struct {
+		key    string
+		v, max float64
+	}{{"shed.target", s.Target, 2}, {"shed.max_fraction", s.MaxFraction, 1}, {"shed.gain", s.Gain, 10}, {"shed.max_step", s.MaxStep, 1}} {
+		if f.v <= 0 || f.v > f.max {
+			return fmt.Errorf("%s: %g must be above 0 and at most %g", f.key, f.v, f.max)
+		}
+	}
+	if s.Deadband <= 0 || s.Deadband >= s.Target {
+		return fmt.Errorf("shed.deadband: %g must be above 0 and below shed.target (%g)", s.Deadband, s.Target)
+	}
+	if s.CapacityRPS < 0 {
+		return fmt.Errorf("shed.capacity_rps: %g must not be negative", s.CapacityRPS)
 	}
 	return nil
 }

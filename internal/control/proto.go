@@ -12,13 +12,20 @@ const (
 	CmdDrain  = "drain"
 	CmdResume = "resume"
 	CmdStatus = "status"
+	CmdShed   = "shed"
 )
 
 // Request is what the CLI sends on the control socket.
 type Request struct {
-	// Cmd is CmdDrain, CmdResume or CmdStatus.
+	// Cmd is CmdDrain, CmdResume, CmdStatus or CmdShed.
 	Cmd string `json:"cmd"`
-	// Reason is the operator's reason for a drain.
+	// Fraction, for a shed, is the floor of the fraction of new clients
+	// sent elsewhere, 0 (off) to 1.
+	Fraction float64 `json:"fraction,omitempty"`
+	// For, for a shed, ends it after this long; 0 keeps it until "shed
+	// off".
+	For time.Duration `json:"for,omitempty"`
+	// Reason is the operator's reason for a drain or a shed.
 	Reason string `json:"reason,omitempty"`
 	// Wait, for a drain, makes the daemon reply only once the frontend's
 	// session and request rates have stayed at zero for the quiet period,

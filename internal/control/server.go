@@ -256,6 +256,13 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 	case CmdResume:
 		_, err = s.poller.Resume(ctx)
 		s.log.Info().AnErr("error", err).Msg("site drain ended by operator")
+	case CmdShed:
+		var until time.Time
+		if req.For > 0 {
+			until = time.Now().Add(req.For)
+		}
+		_, err = s.poller.SetShed(ctx, req.Fraction, until, req.Reason)
+		s.log.Info().Float64("fraction", req.Fraction).Dur("for", req.For).Str("reason", site.CleanReason(req.Reason)).AnErr("error", err).Msg("manual shed set by operator")
 	default:
 		err = fmt.Errorf("unknown command %q", req.Cmd)
 	}

@@ -60,7 +60,7 @@ func start(t *testing.T, withFrontend bool) *fixture {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	f := &fixture{socket: filepath.Join(dir, "control.sock"), store: NewStore(filepath.Join(dir, "state.json"), nil), front: &fakeFrontend{}}
-	d, err := f.store.Load()
+	d, _, err := f.store.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestDrainResumeStatus(t *testing.T) {
 	if s1 := st.Servers[0]; s1.AgentReply != "drain" || s1.Advertised != 0 || s1.Applied != 100 {
 		t.Errorf("s1 after drain: %+v", s1)
 	}
-	if d, err := f.store.Load(); err != nil || !d.Active || d.Reason != "rack move" {
+	if d, _, err := f.store.Load(); err != nil || !d.Active || d.Reason != "rack move" {
 		t.Errorf("state file after drain: %+v, %v", d, err)
 	}
 	if _, err := call(t, f.socket, Request{Cmd: CmdDrain, Wait: time.Second}); err == nil || !strings.Contains(err.Error(), "needs haproxy.frontend") {

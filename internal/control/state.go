@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/spdu/spdu-haproxy/internal/site"
@@ -30,12 +31,28 @@ type stateFile struct {
 	Since   time.Time `json:"since,omitzero"`
 	// Servers are the servers our agent drained (see site.Drain.Servers).
 	Servers []string `json:"servers_drained_by_agent,omitempty"`
+	// Shed is the operator's manual shed (site.Shed), absent when none.
+	Shed *shedState `json:"shed,omitempty"`
 }
 
-// Store reads and writes the drain state file (key control.state_file).
+// shedState is site.Shed in the state file.
+type shedState struct {
+	Fraction float64   `json:"fraction"`
+	Reason   string    `json:"reason,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Until    time.Time `json:"until,omitzero"`
+}
+
+// Store reads and writes the state file (key control.state_file): the
+// site drain and the operator's manual shed. Each save writes both, the
+// other part as last loaded or saved. It is safe for concurrent use.
 type Store struct {
 	path string
 	read func(string) ([]byte, error)
+
+	mu    sync.Mutex
+	drain site.Drain
+	shed  site.Shed
 }
 
 // NewStore returns a Store for the state file at path, read with read: the
@@ -54,24 +71,34 @@ func (s *Store) Path() string { return s.path }
 // Load reads the state file. A missing file is the state of a site that was
 // never drained. An unreadable or invalid file is an error: the daemon must
 // not guess whether the site is in maintenance.
-func (s *Store) Load() (site.Drain, error) {
+func (s *Store) Load() (site.Drain, site.Shed, error) {
 	b, err := s.read(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return site.Drain{}, nil
+		return site.Drain{}, site.Shed{}, nil
 	}
 	if err != nil {
-		return site.Drain{}, fmt.Errorf("read state file: %w", err)
+		return site.Drain{}, site.Shed{}, fmt.Errorf("read state file: %w", err)
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return site.Drain{}, fmt.Errorf("state file %s: %w", s.path, err)
+		return site.Drain{}, site.Shed{}, fmt.Errorf("state file %s: %w", s.path, err)
 	}
 	if f.Version != stateVersion {
-		return site.Drain{}, fmt.Errorf("state file %s: version %d, want %d", s.path, f.Version, stateVersion)
+		return site.Drain{}, site.Shed{}, fmt.Errorf("state file %s: version %d, want %d", s.path, f.Version, stateVersion)
 	}
 	d := site.Drain{Active: f.Drained, Reason: site.CleanReason(f.Reason), Since: f.Since, Servers: slices.Clone(f.Servers)}
 	slices.Sort(d.Servers)
-	return d, nil
+	var sh site.Shed
+	if f.Shed != nil {
+		if f.Shed.Fraction < 0 || f.Shed.Fraction > 1 {
+			return site.Drain{}, site.Shed{}, fmt.Errorf("state file %s: shed fraction %g out of 0 to 1", s.path, f.Shed.Fraction)
+		}
+		sh = site.Shed{Fraction: f.Shed.Fraction, Reason: site.CleanReason(f.Shed.Reason), Since: f.Shed.Since, Until: f.Shed.Until}
+	}
+	s.mu.Lock()
+	s.drain, s.shed = d, sh
+	s.mu.Unlock()
+	return d, sh, nil
 }
 
 // Save writes d to the state file atomically: a temporary file in the same
@@ -79,7 +106,33 @@ func (s *Store) Load() (site.Drain, error) {
 // directory is synced, so a crash leaves either the old or the new state,
 // never a torn one. The file has mode 0600.
 func (s *Store) Save(d site.Drain) error {
-	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Drained: d.Active, Reason: d.Reason, Since: d.Since, Servers: d.Servers}, "", "  ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writeLocked(d, s.shed); err != nil {
+		return err
+	}
+	s.drain = d
+	return nil
+}
+
+// SaveShed writes the manual shed sh (zero: none) with the drain, as Save.
+func (s *Store) SaveShed(sh site.Shed) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writeLocked(s.drain, sh); err != nil {
+		return err
+	}
+	s.shed = sh
+	return nil
+}
+
+// writeLocked writes the state file; s.mu is held.
+func (s *Store) writeLocked(d site.Drain, sh site.Shed) error {
+	f := stateFile{Version: stateVersion, Drained: d.Active, Reason: d.Reason, Since: d.Since, Servers: d.Servers}
+	if sh.Fraction > 0 {
+		f.Shed = &shedState{Fraction: sh.Fraction, Reason: sh.Reason, Since: sh.Since, Until: sh.Until}
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}

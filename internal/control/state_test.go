@@ -15,7 +15,7 @@ import (
 func TestStoreRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	s := NewStore(filepath.Join(dir, "state.json"), nil)
-	d, err := s.Load()
+	d, _, err := s.Load()
 	if err != nil || !cmp.Equal(d, site.Drain{}) {
 		t.Fatalf("Load of a missing file = %+v, %v; want the zero state", d, err)
 	}
@@ -28,7 +28,7 @@ func TestStoreRoundTrip(t *testing.T) {
 		if err := s.Save(want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.Load()
+		got, _, err := s.Load()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestStoreErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := NewStore(path, nil).Load()
+			_, _, err := NewStore(path, nil).Load()
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Errorf("Load error %v, want one naming %s and containing %q", err, path, tc.wantErr)
 			}
@@ -91,7 +91,7 @@ func TestStoreErrors(t *testing.T) {
 		if err := s.Save(site.Drain{}); err == nil {
 			t.Error("Save into a read-only directory succeeded")
 		}
-		if d, err := s.Load(); err != nil || d.Reason != "old" {
+		if d, _, err := s.Load(); err != nil || d.Reason != "old" {
 			t.Errorf("after a failed save: %+v, %v", d, err)
 		}
 	})
@@ -124,5 +124,50 @@ func TestQuietWatch(t *testing.T) {
 				t.Errorf("done at reading %d, want %d", got, tc.doneAt)
 			}
 		})
+	}
+}
+
+// TestStoreShed checks that the manual shed and the drain share the state
+// file without overwriting each other, and that a bad fraction is refused.
+func TestStoreShed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	s := NewStore(path, nil)
+	since := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	drain := site.Drain{Active: true, Reason: "rack move", Since: since}
+	shed := site.Shed{Fraction: 0.5, Reason: "risky deploy", Since: since, Until: since.Add(time.Hour)}
+	if err := s.Save(drain); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveShed(shed); err != nil {
+		t.Fatal(err)
+	}
+	d, sh, err := NewStore(path, nil).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(drain, d); diff != "" {
+		t.Errorf("drain after SaveShed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(shed, sh); diff != "" {
+		t.Errorf("shed (-want +got):\n%s", diff)
+	}
+	if err := s.Save(site.Drain{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, sh, err := NewStore(path, nil).Load(); err != nil || !cmp.Equal(sh, shed) {
+		t.Errorf("shed after an undrain = %+v, %v; want it kept", sh, err)
+	}
+	if err := s.SaveShed(site.Shed{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "shed") {
+		t.Errorf("state file after shed off still names a shed:\n%s", b)
+	}
+	if err := os.WriteFile(path, []byte(`{"version":1,"shed":{"fraction":1.5}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := NewStore(path, nil).Load(); err == nil || !strings.Contains(err.Error(), "shed fraction 1.5") {
+		t.Errorf("Load of shed fraction 1.5: %v; want an error naming it", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spdu/spdu-haproxy/internal/config"
 	"github.com/spdu/spdu-haproxy/internal/dnsserve"
-	"github.com/spdu/spdu-haproxy/internal/health"
 	"github.com/spdu/spdu-haproxy/internal/pool"
 	"github.com/spdu/spdu-haproxy/internal/probe"
 	"github.com/spdu/spdu-haproxy/internal/site"
@@ -48,7 +47,7 @@ func newAnswerBook(cfg *config.Config) *answerBook {
 func (b *answerBook) self(snap *site.Snapshot) pool.Member {
 	h := snap.Health
 	return pool.Member{Name: b.site, A: b.selfA, AAAA: b.selfAAAA, Up: h.Serving,
-		Capacity: health.Capacity(h.Usable, h.Total), Settled: h.Settled()}
+		Capacity: snap.SpareCapacity(), Settled: h.Settled(), Shed: snap.Load.Shed}
 }
 
 // members joins the probe results with the peers' addresses by name: right
@@ -66,7 +65,8 @@ func (b *answerBook) members(rs []probe.Result) []pool.Member {
 }
 
 // render turns a published decision into the DNS server's answers. Self
-// mode hands out each service name's own records. Pool mode hands out one
+// mode hands out each service name's own records, shedding its fraction
+// of the queries for them. Pool mode hands out one
 // address set per ordering, capped at max_answers addresses per type, with
 // the unstable TTL while the answer is unstable. Otherwise the TTL is left
 // to the zone (dns.ttl), so a reload's new TTL is served at once.
@@ -75,7 +75,7 @@ func (b *answerBook) render(pub pool.Published) dnsserve.Answers {
 		return dnsserve.Answers{Refuse: true}
 	}
 	if b.mode == config.ModeSelf {
-		return dnsserve.Answers{}
+		return dnsserve.Answers{Shed: pub.Answer.Shed}
 	}
 	var out dnsserve.Answers // TTL 0: the zone's dns.ttl, which a reload changes at once
 	if pub.Answer.Unstable {

@@ -13,6 +13,7 @@ import (
 	"github.com/spdu/spdu-haproxy/internal/notify"
 	"github.com/spdu/spdu-haproxy/internal/pool"
 	"github.com/spdu/spdu-haproxy/internal/probe"
+	"github.com/spdu/spdu-haproxy/internal/shed"
 	"github.com/spdu/spdu-haproxy/internal/site"
 )
 
@@ -78,6 +79,11 @@ func siteConfig(cfg *config.Config, source site.StatSource) site.Config {
 			StaleAfter: cfg.HAProxy.StaleAfter.Duration,
 		},
 		DrainServers: cfg.Agent.DrainServers,
+		CapacityRPS:  cfg.Shed.CapacityRPS,
+	}
+	if cfg.Shed.Enabled {
+		sc.AutoShed = &shed.Config{Target: cfg.Shed.Target, MaxFraction: cfg.Shed.MaxFraction, Gain: cfg.Shed.Gain,
+			MaxStep: cfg.Shed.MaxStep, Deadband: cfg.Shed.Deadband, Window: cfg.DNS.TTL.Duration}
 	}
 	if cfg.Agent.Mode == config.AgentAdaptive {
 		sc.Adaptive = &health.WeightPolicy{HalfLife: cfg.Agent.HalfLife.Duration, MinWeight: *cfg.Agent.MinWeight,
@@ -86,9 +92,14 @@ func siteConfig(cfg *config.Config, source site.StatSource) site.Config {
 	return sc
 }
 
-// statSource returns the poller's source for haproxy.socket.
+// statSource returns the poller's source for haproxy.socket: the backend,
+// and the frontend's row in the same request when haproxy.frontend is set
+// (load shedding's signal).
 func statSource(cfg *config.Config) site.StatSource {
-	return haproxy.NewRuntime(cfg.HAProxy.Socket).ShowStat
+	rt, fe := haproxy.NewRuntime(cfg.HAProxy.Socket), cfg.HAProxy.Frontend
+	return func(ctx context.Context, backend string) (haproxy.BackendStats, error) {
+		return rt.ShowSite(ctx, backend, fe)
+	}
 }
 
 // agentConfig returns the agent server's settings (keys agent.listen and

@@ -111,12 +111,13 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	d.notifier = notify.New(d.log, notifyConfig(cfg))
 	store := control.NewStore(cfg.Control.StateFile, opts.ReadSideFile)
-	drain, err := store.Load()
+	drain, shed, err := store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("control.state_file: %w", err)
 	}
 	sc := siteConfig(cfg, statSource(cfg))
 	sc.Drain, sc.SaveDrain = drain, store.Save
+	sc.ManualShed, sc.SaveShed = shed, store.SaveShed
 	if d.poller, err = site.New(d.log, sc, d.siteChanged); err != nil {
 		return nil, err
 	}
@@ -129,6 +130,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	d.publisher = pool.NewPublisher(policy(cfg, opts.DryRun),
 		func() pool.Member { return d.book.Load().self(d.poller.Snapshot()) }, peers, d.publish)
+	d.poller.OnShedChange(d.publisher.Kick)
 	d.agent = haproxy.NewAgentServer(d.log, d.agentReply, agentConfig(cfg))
 	d.control = control.New(d.log, controlConfig(cfg), d.poller, d.Status)
 
@@ -338,6 +340,7 @@ func (d *Daemon) siteMetrics() metrics.Site {
 		Serving: h.Serving, Since: h.Since, Usable: h.Usable, Total: h.Total, Required: h.Required,
 		Polls: snap.Polls, PollErrors: snap.PollErrors, LastPollDuration: snap.LastPollDuration, LastGood: h.LastGood,
 		Drained: snap.Drain.Active, Weights: snap.Weights,
+		Utilization: snap.Load.Utilization, Shed: snap.Load.Shed,
 	}
 }
 
@@ -348,7 +351,7 @@ func (d *Daemon) dnsMetrics() metrics.DNS {
 	for k, v := range q {
 		queries[metrics.QueryKey{Transport: k.Transport, Type: k.Type, Rcode: k.Rcode}] = v
 	}
-	return metrics.DNS{Queries: queries, RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}}
+	return metrics.DNS{Queries: queries, RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}, Shed: d.dns.ShedTotal()}
 }
 
 func (d *Daemon) peerMetrics() []metrics.Peer {

@@ -226,7 +226,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after resume (-want +got):\n%s", diff)
 	}
-	if sd, err := control.NewStore(cfg.Control.StateFile, nil).Load(); err != nil || sd.Active || len(sd.Servers) != 0 {
+	if sd, _, err := control.NewStore(cfg.Control.StateFile, nil).Load(); err != nil || sd.Active || len(sd.Servers) != 0 {
 		t.Errorf("state file after resume: %+v, %v", sd, err)
 	}
 }

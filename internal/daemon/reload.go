@@ -75,7 +75,7 @@ func (d *Daemon) prepare(cur, next *config.Config) (apply func(), err error) {
 	}
 	discard = append(discard, func() { metricsMove.Discard() }) //nolint:errcheck // as above
 	var source site.StatSource                                  // nil keeps the running one
-	if next.HAProxy.Socket != cur.HAProxy.Socket {
+	if next.HAProxy.Socket != cur.HAProxy.Socket || next.HAProxy.Frontend != cur.HAProxy.Frontend {
 		source = statSource(next)
 	}
 	pollerPlan, err := d.poller.Prepare(siteConfig(next, source))

@@ -2,6 +2,7 @@ package dnsserve
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -29,6 +30,14 @@ type Answers struct {
 	// (RFC 2181 section 8); 0 means Config.TTL. SOA and NS keep
 	// Config.TTL.
 	TTL time.Duration
+	// Shed is the fraction of queries, from 0 to 1, for the A, AAAA and
+	// ANY RRsets of the service names that are answered with
+	// Config.Withdraw instead, decided per query at random: a loaded site
+	// sends that share of resolvers to another site's nameserver (load
+	// shedding, internal/shed). The apex's SOA, NS and DNSKEY and the
+	// in-zone nameservers' addresses are never shed, so resolvers can
+	// still reach the zone. It does not move the SOA serial.
+	Shed float64
 }
 
 // AddressSet is one ordering of the addresses an answer hands out.
@@ -63,6 +72,9 @@ func (a Answers) key() string {
 func (a Answers) check() error {
 	if _, err := ttlSeconds(a.TTL); err != nil {
 		return fmt.Errorf("answers TTL %w", err)
+	}
+	if !(a.Shed >= 0 && a.Shed <= 1) { // NaN fails too
+		return fmt.Errorf("answers Shed %v: must be from 0 to 1", a.Shed)
 	}
 	for i, s := range a.Sets {
 		if err := (Records{A: s.A, AAAA: s.AAAA}).check(); err != nil {
@@ -122,6 +134,27 @@ type snapshot struct {
 	// Equal orderings share one variant.
 	variants []*variant
 	wire     *wireZone // every answer precomputed for the fast path
+	// shedBelow is Answers.Shed scaled to 2^64: a query is shed when a
+	// uniform random uint64 falls below it; 0 sheds nothing.
+	shedBelow uint64
+}
+
+// shedThreshold scales the fraction p (0 to 1) to 2^64 for a comparison
+// with a uniform random uint64.
+func shedThreshold(p float64) uint64 {
+	if p <= 0 {
+		return 0
+	}
+	if f := math.Ldexp(p, 64); f < math.Ldexp(1, 64) {
+		return uint64(f)
+	}
+	return math.MaxUint64
+}
+
+// shedType reports whether queries of qtype for a sheddable name may be
+// shed: the address RRsets and ANY, which answers with one of them.
+func shedType(qtype uint16) bool {
+	return qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY
 }
 
 // newSnapshot returns the snapshot of z answering a with serial. a must
@@ -139,6 +172,7 @@ func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
 	}
 	snap := &snapshot{zone: z, serving: !a.Refuse, serial: serial, soa: []dns.RR{soa}}
 	if snap.serving {
+		snap.shedBelow = shedThreshold(a.Shed)
 		ttl := z.ttl
 		if a.TTL > 0 {
 			ttl = uint32(a.TTL.Seconds())

@@ -161,13 +161,18 @@ func parseOPT(b []byte, e *ednsInfo) bool {
 }
 
 // respondFast answers q from snap's precomputed wire answers in variant
-// vi.
-func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, vi int, from netip.AddrPort, tcp bool) []byte {
+// vi, shedding it if shed and the name and type may be shed (lookup).
+func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, vi int, shed bool, from netip.AddrPort, tcp bool) []byte {
 	w := snap.wire
 	lname := q.lname[:q.lnameLen]
 	var wa *wireAnswer
 	if node := w.nodes[string(lname)]; node != nil {
-		wa = node.answer(q.qtype, vi)
+		if shed && node.shed && shedType(q.qtype) {
+			wa = &w.inZone
+			s.queries.countShed(from)
+		} else {
+			wa = node.answer(q.qtype, vi)
+		}
 	} else if !inZoneWire(lname, w.apex) {
 		wa = &w.refused
 	} else if !snap.serving {

@@ -86,10 +86,12 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 						if !parseFast(msg, &q) {
 							t.Fatalf("%s %s edns=%d: not on the fast path", name, dns.TypeToString[qtype], edns)
 						}
-						fast := s.respondFast(nil, msg, &q, s.snap.Load(), vi, benchClient, false)
-						slow := s.respondSlow(nil, msg, s.snap.Load(), vi, benchClient, false)
-						if string(fast) != string(slow) {
-							t.Errorf("serving=%t variant %d %s %s edns=%d:\nfast %x\nslow %x", serving, vi, name, dns.TypeToString[qtype], edns, fast, slow)
+						for _, shed := range []bool{false, true} {
+							fast := s.respondFast(nil, msg, &q, s.snap.Load(), vi, shed, benchClient, false)
+							slow := s.respondSlow(nil, msg, s.snap.Load(), vi, shed, benchClient, false)
+							if string(fast) != string(slow) {
+								t.Errorf("serving=%t variant %d shed=%t %s %s edns=%d:\nfast %x\nslow %x", serving, vi, shed, name, dns.TypeToString[qtype], edns, fast, slow)
+							}
 						}
 					}
 				}
@@ -122,13 +124,17 @@ func TestFastPathAllocs(t *testing.T) {
 	for _, c := range []struct {
 		rate int
 		pool bool
-	}{{-1, false}, {1 << 30, false}, {-1, true}} {
+		shed float64
+	}{{-1, false, 0}, {1 << 30, false, 0}, {-1, true, 0}, {-1, false, 0.5}, {-1, true, 0.5}} {
 		rate := c.rate
 		s := newBenchServer(t, rate)
+		var ans Answers
 		if c.pool {
-			if err := s.SetAnswers(poolAnswers()); err != nil {
-				t.Fatal(err)
-			}
+			ans = poolAnswers()
+		}
+		ans.Shed = c.shed
+		if err := s.SetAnswers(ans); err != nil {
+			t.Fatal(err)
 		}
 		out := make([]byte, 0, maxTCPReply)
 		for _, c := range fastCases() {
@@ -138,7 +144,7 @@ func TestFastPathAllocs(t *testing.T) {
 			}
 			msg := mustPack(t, m)
 			if allocs := testing.AllocsPerRun(100, func() { s.respond(out, msg, benchClient, false) }); allocs != 0 {
-				t.Errorf("rate %d %s: %v allocations per query; want 0", rate, c.name, allocs)
+				t.Errorf("rate %d shed %v %s: %v allocations per query; want 0", rate, ans.Shed, c.name, allocs)
 			}
 		}
 	}
@@ -182,7 +188,7 @@ func BenchmarkRespondSlowPath(b *testing.B) {
 	msg := mustPack(b, query(fqdn("api"), dns.TypeA))
 	b.ReportAllocs()
 	for b.Loop() {
-		s.respondSlow(out, msg, s.snap.Load(), 0, benchClient, false)
+		s.respondSlow(out, msg, s.snap.Load(), 0, false, benchClient, false)
 	}
 }
 

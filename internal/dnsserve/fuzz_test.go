@@ -59,7 +59,7 @@ func FuzzRespond(f *testing.F) {
 		}
 		var q fastQuery
 		if parseFast(msg, &q) {
-			slow := s.respondSlow(nil, msg, s.snap.Load(), 0, from, tcp)
+			slow := s.respondSlow(nil, msg, s.snap.Load(), 0, false, from, tcp)
 			if !bytes.Equal(reply, slow) {
 				t.Errorf("fast path reply differs from the slow path's:\nfast %x\nslow %x", reply, slow)
 			}

@@ -6,7 +6,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// lookup chooses the reply to q from snap in variant v (RFC 1034 section
+// lookup chooses the reply to q from snap in variant v, shedding it if
+// shed (the query drew the snapshot's shed fraction) (RFC 1034 section
 // 4.3.2, RFC 2308 sections 2.1 and 2.2). It is pure and never touches the
 // wire; the caller guarantees q.Qclass is IN and v is one of snap's
 // variants (nil while withdrawn). The returned slices are shared with snap
@@ -14,6 +15,8 @@ import (
 //
 //   - outside the zone (the parent included): REFUSED;
 //   - in the zone while withdrawn: the configured withdraw rcode;
+//   - a query for a sheddable service name's A, AAAA or ANY that drew
+//     shed: the configured withdraw rcode, marked shed (Answers.Shed);
 //   - an existing name with the type: NOERROR and the RRset; the apex NS
 //     RRset comes with the addresses of in-zone nameservers in additional
 //     (RFC 1034 section 4.3.2 step 6), as Knot sends them;
@@ -22,7 +25,7 @@ import (
 //   - a name that does not exist: NXDOMAIN with the SOA in authority.
 //
 // The AA bit is set on exactly the NOERROR and NXDOMAIN results.
-func lookup(snap *snapshot, v *variant, q dns.Question) decision {
+func lookup(snap *snapshot, v *variant, q dns.Question, shed bool) decision {
 	z := snap.zone
 	name := strings.ToLower(q.Name) // allocates only for upper-case input
 	if !z.inZone(name) {
@@ -31,8 +34,12 @@ func lookup(snap *snapshot, v *variant, q dns.Question) decision {
 	if !snap.serving {
 		return decision{rcode: z.withdraw}
 	}
-	if _, ok := z.nodes[name]; !ok {
+	n, ok := z.nodes[name]
+	if !ok {
 		return decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}
+	}
+	if shed && n.shed && shedType(q.Qtype) {
+		return decision{rcode: z.withdraw, shed: true}
 	}
 	if rrs, isNS := snap.rrset(v, name, q.Qtype); len(rrs) > 0 {
 		d := decision{answer: rrs, rcode: dns.RcodeSuccess, aa: true}

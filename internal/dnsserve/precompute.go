@@ -40,6 +40,7 @@ type wireZone struct {
 type wireNode struct {
 	a, aaaa, any, ns []*wireAnswer
 	soa, nodata      *wireAnswer
+	shed             bool // its A, AAAA and ANY answers may be shed
 }
 
 // answer returns n's answer to qtype in variant vi.
@@ -88,9 +89,10 @@ func buildWire(snap *snapshot) (*wireZone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pack owner %s: %w", name, err)
 		}
-		node := &wireNode{a: make([]*wireAnswer, nv), aaaa: make([]*wireAnswer, nv), any: make([]*wireAnswer, nv), ns: make([]*wireAnswer, nv)}
+		node := &wireNode{a: make([]*wireAnswer, nv), aaaa: make([]*wireAnswer, nv), any: make([]*wireAnswer, nv), ns: make([]*wireAnswer, nv),
+			shed: z.nodes[name].shed}
 		pack := func(v *variant, qtype uint16) (*wireAnswer, error) {
-			wa, err := packAnswer(name, lookup(snap, v, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}))
+			wa, err := packAnswer(name, lookup(snap, v, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}, false))
 			wa.ptrs = nil // the question always has the owner's length
 			return &wa, err
 		}

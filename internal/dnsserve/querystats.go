@@ -29,8 +29,9 @@ var (
 // queryShard is one set of counters, padded so shards do not share a cache
 // line at their edges.
 type queryShard struct {
-	c [len(statTransports)][len(statTypes)][len(statRcodes)]atomic.Uint64
-	_ [64]byte
+	c    [len(statTransports)][len(statTypes)][len(statRcodes)]atomic.Uint64
+	shed atomic.Uint64 // queries withdrawn by load shedding
+	_    [64]byte
 }
 
 // queryCounters counts answered queries without locks or allocation; a
@@ -71,6 +72,24 @@ func (q *queryCounters) count(reply []byte, from netip.AddrPort, tcp bool) {
 		}
 	}
 	q.shards[from.Port()%uint16(len(q.shards))].c[t][ty][rc].Add(1)
+}
+
+// countShed records one query from from answered with the withdraw rcode
+// by load shedding (Answers.Shed).
+func (q *queryCounters) countShed(from netip.AddrPort) {
+	q.shards[from.Port()%uint16(len(q.shards))].shed.Add(1)
+}
+
+// ShedTotal returns the number of queries shed since New: answered with
+// Config.Withdraw because they drew Answers.Shed. They are counted in
+// QueryStats too, under their rcode; a shed query whose reply rate
+// limiting then dropped is counted here only.
+func (s *Server) ShedTotal() uint64 {
+	var n uint64
+	for i := range s.queries.shards {
+		n += s.queries.shards[i].shed.Load()
+	}
+	return n
 }
 
 // QueryStats returns the queries answered since New, by transport, query

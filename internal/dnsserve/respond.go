@@ -36,11 +36,14 @@ func (s *Server) respond(out, msg []byte, from netip.AddrPort, tcp bool) (reply 
 	if n := len(snap.variants); n > 1 {
 		vi = rand.IntN(n) // runtime-local ChaCha8: no lock, no allocation
 	}
+	// Load shedding draws once per query, before the name is known; only
+	// the names and types lookup allows are shed.
+	shed := snap.shedBelow != 0 && rand.Uint64() < snap.shedBelow
 	var q fastQuery
 	if parseFast(msg, &q) {
-		reply = s.respondFast(out, msg, &q, snap, vi, from, tcp)
+		reply = s.respondFast(out, msg, &q, snap, vi, shed, from, tcp)
 	} else {
-		reply = s.respondSlow(out, msg, snap, vi, from, tcp)
+		reply = s.respondSlow(out, msg, snap, vi, shed, from, tcp)
 	}
 	if reply != nil {
 		s.queries.count(reply, from, tcp)

@@ -53,7 +53,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 // respondSlow answers any request the fast path declined, parsing it with
 // miekg/dns; decide chooses the reply.
-func (s *Server) respondSlow(out, msg []byte, snap *snapshot, vi int, from netip.AddrPort, tcp bool) []byte {
+func (s *Server) respondSlow(out, msg []byte, snap *snapshot, vi int, shed bool, from netip.AddrPort, tcp bool) []byte {
 	qend := headerLen
 	if binary.BigEndian.Uint16(msg[4:]) > 0 {
 		if qend = questionEnd(msg); qend < 0 {
@@ -75,7 +75,10 @@ func (s *Server) respondSlow(out, msg []byte, snap *snapshot, vi int, from netip
 	if snap.serving {
 		v = snap.variants[vi]
 	}
-	d := decide(snap, v, s.live.Load().opts.identity, req, tcp)
+	d := decide(snap, v, s.live.Load().opts.identity, req, tcp, shed)
+	if d.shed {
+		s.queries.countShed(from)
+	}
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true
@@ -115,15 +118,16 @@ type decision struct {
 	answer, authority, additional []dns.RR
 	rcode                         int
 	aa                            bool
+	shed                          bool // withdrawn by load shedding
 }
 
 // decide is the one place that maps a parsed request to a reply. It is pure:
 // guard judges the request, CHAOS queries get the identity, zone transfers
 // are turned down as Knot turns them down when no transfer is allowed
 // (NOTAUTH; AXFR over UDP, which RFC 5936 section 4.2 rules out, NOTIMP),
-// and lookup gives the zone's answer in variant v. identity is "" when
-// hidden; tcp is the transport of the request.
-func decide(snap *snapshot, v *variant, identity string, r *dns.Msg, tcp bool) decision {
+// and lookup gives the zone's answer in variant v, shed if shed. identity
+// is "" when hidden; tcp is the transport of the request.
+func decide(snap *snapshot, v *variant, identity string, r *dns.Msg, tcp, shed bool) decision {
 	if rcode := guard(r); rcode != dns.RcodeSuccess {
 		return decision{rcode: rcode}
 	}
@@ -140,7 +144,7 @@ func decide(snap *snapshot, v *variant, identity string, r *dns.Msg, tcp bool) d
 	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
 		return decision{rcode: dns.RcodeNotAuth}
 	}
-	return lookup(snap, v, q)
+	return lookup(snap, v, q, shed)
 }
 
 // guard judges a request before lookup. It returns dns.RcodeSuccess if the

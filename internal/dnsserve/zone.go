@@ -52,6 +52,9 @@ type node struct {
 	// service is true for the owners of Config.Records, whose A and AAAA
 	// RRsets come from the snapshot's variant.
 	service bool
+	// shed is true for the service names whose address queries Answers.Shed
+	// may shed: every service name but the in-zone nameservers.
+	shed bool
 }
 
 // buildZone validates cfg's zone fields and turns them into the immutable
@@ -106,6 +109,7 @@ func buildZone(cfg Config) (*zone, error) {
 				return nil, fmt.Errorf("config Nameservers[%d] %q: inside the zone but has no A or AAAA in Records", i, ns)
 			}
 			z.nsHosts = append(z.nsHosts, name)
+			z.nodes[name].shed = false
 		}
 		z.apexNS = append(z.apexNS, &dns.NS{Hdr: z.header(origin, dns.TypeNS, ttl), Ns: name})
 		if i == 0 {
@@ -151,7 +155,8 @@ func (z *zone) addRecords(recs map[string]Records) error {
 		if err := rec.check(); err != nil {
 			return fmt.Errorf("config Records[%q].%w", key, err)
 		}
-		z.node(owner).service = true
+		n := z.node(owner)
+		n.service, n.shed = true, true
 		z.services = append(z.services, owner)
 		z.own[owner] = Records{A: slices.Clip(slices.Clone(rec.A)), AAAA: slices.Clip(slices.Clone(rec.AAAA))}
 	}

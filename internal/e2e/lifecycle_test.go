@@ -149,7 +149,7 @@ func TestDryRun(t *testing.T) {
 	for _, be := range s.Backends[:3] {
 		be.Stop()
 	}
-	testenv.Eventually(t, 5*time.Second, "policy withdraws (status)", func() bool {
+	testenv.EventuallyEvery(t, 5*time.Second, 50*time.Millisecond, "policy withdraws (status)", func() bool {
 		st := getStatus(t, s.web)
 		return !st.Serving && st.Usable == 2
 	})
@@ -287,6 +287,9 @@ func httpGet(t *testing.T, url string) string {
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
 	}
 	return string(b)
 }

@@ -30,6 +30,12 @@ type FrontendStats struct {
 	ReqRate int
 	// Stot is the "stot" column: client sessions since start.
 	Stot int64
+	// Slim is the "slim" column: the frontend's session limit (maxconn),
+	// 0 when none is shown.
+	Slim int
+	// RateLim is the "rate_lim" column: the frontend's session rate limit
+	// ("rate-limit sessions"), per second, 0 when none.
+	RateLim int
 }
 
 // Quiet reports whether no new session and no HTTP request arrived in the
@@ -93,6 +99,13 @@ func (r statRow) frontend() (FrontendStats, error) {
 		}
 	}
 	f.Scur, f.Rate, f.ReqRate, f.Stot = int(n[0]), int(n[1]), int(n[2]), n[3]
+	var err error
+	if f.Slim, err = r.optional(colSlim); err != nil {
+		return FrontendStats{}, err
+	}
+	if f.RateLim, err = r.optional(colRateLim); err != nil {
+		return FrontendStats{}, err
+	}
 	return f, nil
 }
 

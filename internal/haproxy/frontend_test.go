@@ -31,12 +31,12 @@ func editFrontend(t *testing.T, data []byte, col, value string) []byte {
 }
 
 func TestParseFrontend(t *testing.T) {
-	data := withFrontend(t, map[string]string{"status": "OPEN", "scur": "3", "rate": "12", "req_rate": "40", "stot": "999"})
+	data := withFrontend(t, map[string]string{"status": "OPEN", "scur": "3", "rate": "12", "req_rate": "40", "stot": "999", "slim": "2000", "rate_lim": "50"})
 	got, err := ParseFrontend(data, "www")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := FrontendStats{Frontend: "www", Status: "OPEN", Scur: 3, Rate: 12, ReqRate: 40, Stot: 999}
+	want := FrontendStats{Frontend: "www", Status: "OPEN", Scur: 3, Rate: 12, ReqRate: 40, Stot: 999, Slim: 2000, RateLim: 50}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseFrontend mismatch (-want +got):\n%s", diff)
 	}

@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,45 @@ func (r *Runtime) ShowStat(ctx context.Context, backend string) (BackendStats, e
 	return BackendStats{}, err
 }
 
+// ShowSite is ShowStat that also reads the FRONTEND row of frontend (""
+// for none) in the same request to HAProxy ("show stat <frontend> 1
+// -1;show stat <backend> 6 -1", management guide §9.3: commands separated
+// by ';' run in order), so the load signal of load shedding costs no extra
+// round trip. The frontend's row is BackendStats.Frontend. Errors are
+// ShowStat's and ParseFrontend's.
+func (r *Runtime) ShowSite(ctx context.Context, backend, frontend string) (BackendStats, error) {
+	if frontend == "" {
+		return r.ShowStat(ctx, backend)
+	}
+	if !validName(backend) || !validName(frontend) {
+		return BackendStats{}, fmt.Errorf("show stat: bad backend or frontend name %q, %q", backend, frontend)
+	}
+	var err error
+	for range showStatAttempts {
+		var out string
+		out, err = r.execute(ctx, "show stat "+frontend+" 1 -1;show stat "+backend+" 6 -1")
+		if err != nil {
+			return BackendStats{}, err
+		}
+		data := []byte(out)
+		i := bytes.Index(data, []byte("\n# "))
+		if i < 0 {
+			return BackendStats{}, fmt.Errorf("show stat %s and %s: one dump instead of two: %q", frontend, backend, firstLine(data))
+		}
+		fe, ferr := ParseFrontend(data[:i], frontend)
+		if ferr != nil {
+			return BackendStats{}, ferr
+		}
+		var st BackendStats
+		st, err = ParseStat(data[i+1:], backend)
+		if !errors.Is(err, ErrInconsistent) {
+			st.Frontend = &fe
+			return st, err
+		}
+	}
+	return BackendStats{}, err
+}
+
 // Execute runs one runtime API command (management guide §9.3), such as
 // "set server api/s1 weight 50", and returns HAProxy's reply with surrounding
 // whitespace trimmed. Replies HAProxy marks as errors ("[N]: ..." with
@@ -87,6 +127,11 @@ func (r *Runtime) Execute(ctx context.Context, cmd string) (string, error) {
 	if cmd == "" || strings.ContainsAny(cmd, "\r\n;") {
 		return "", fmt.Errorf("runtime api: bad command %q", cmd)
 	}
+	return r.execute(ctx, cmd)
+}
+
+// execute is Execute without the check that cmd is a single command.
+func (r *Runtime) execute(ctx context.Context, cmd string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("runtime api %s: %s: %w", r.socket, cmd, err)
 	}

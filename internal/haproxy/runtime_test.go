@@ -77,6 +77,31 @@ func TestShowStatCounters(t *testing.T) {
 	}
 }
 
+// TestShowSiteLive: the backend and the frontend's row in one request to a
+// real HAProxy, with the frontend's session counts; an unknown frontend is
+// an error.
+func TestShowSiteLive(t *testing.T) {
+	t.Parallel()
+	h := startHAProxy(t, haproxyOpts{})
+	h.get(t, 5)
+	rt := NewRuntime(h.socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := rt.ShowSite(ctx, "api", "fe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Frontend == nil || st.Frontend.Frontend != "fe" || st.Frontend.Stot < 5 || st.Frontend.Slim <= 0 || st.Total != len(activeServers) {
+		t.Errorf("ShowSite = backend %d servers, frontend %+v", st.Total, st.Frontend)
+	}
+	if _, err := rt.ShowSite(ctx, "api", "nope"); err == nil {
+		t.Error("ShowSite with an unknown frontend succeeded")
+	}
+	if st, err := rt.ShowSite(ctx, "api", ""); err != nil || st.Frontend != nil {
+		t.Errorf("ShowSite without a frontend: %+v, %v", st.Frontend, err)
+	}
+}
+
 func TestShowStatErrorsLive(t *testing.T) {
 	t.Parallel()
 	h := startHAProxy(t, haproxyOpts{})

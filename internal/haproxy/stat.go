@@ -43,6 +43,8 @@ const (
 	colAlgo        = "algo"     // backend row only; optional
 	colRate        = "rate"     // sessions per second over the last second
 	colReqRate     = "req_rate" // HTTP requests per second; empty in TCP mode
+	colSlim        = "slim"     // session limit (maxconn); empty when none; optional
+	colRateLim     = "rate_lim" // frontend session rate limit; empty when none; optional
 )
 
 // statTypeBackend and statTypeServer are values of the "type" column.
@@ -109,6 +111,9 @@ type Server struct {
 	// Stot is the "stot" column: sessions sent to this server since start;
 	// in HTTP mode every request routed to the server is one session.
 	Stot int64
+	// Slim is the "slim" column: the server's session limit (its
+	// "maxconn"), 0 when it has none.
+	Slim int
 }
 
 // BackendStats is one backend and its servers at one poll of `show stat`
@@ -137,6 +142,12 @@ type BackendStats struct {
 	Usable int
 	// Total counts the NON-backup servers.
 	Total int
+	// Qcur is the backend row's "qcur" column: requests queued in the
+	// backend itself because every server is at its maxconn.
+	Qcur int
+	// Frontend is the FRONTEND row of the site's frontend when the poll
+	// asked for it (Runtime.ShowSite), else nil.
+	Frontend *FrontendStats
 }
 
 // ParseStat parses `show stat` CSV output (management guide §9.1) and
@@ -319,7 +330,20 @@ func (r statRow) server() (Server, error) {
 	s.Scur, s.Qcur, s.Rtime, s.Ttime = int(counters[0]), int(counters[1]), int(counters[2]), int(counters[3])
 	s.Hrsp5xx, s.Eresp, s.Econ, s.Stot = counters[4], counters[5], counters[6], counters[7]
 	s.Usable = serverUsable(s.Status, s.Weight)
+	if s.Slim, err = r.optional(colSlim); err != nil {
+		return Server{}, err
+	}
 	return s, nil
+}
+
+// optional parses a counter column that older HAProxy versions may lack;
+// missing or empty reads as 0.
+func (r statRow) optional(col string) (int, error) {
+	if _, ok := r.cols[col]; !ok {
+		return 0, nil
+	}
+	n, err := r.counter(col)
+	return int(n), err
 }
 
 func (r statRow) backend(st *BackendStats) error {
@@ -334,7 +358,9 @@ func (r statRow) backend(st *BackendStats) error {
 	if st.Backup, err = r.int(colBck); err != nil {
 		return err
 	}
-	return nil
+	q, err := r.counter(colQcur)
+	st.Qcur = int(q)
+	return err
 }
 
 // firstLine returns the first non-empty line of an HAProxy reply, cut to

@@ -35,6 +35,12 @@ type Site struct {
 	// Weights is the agent weight advertised per server, in percent of the
 	// configured weight.
 	Weights map[string]int
+	// Utilization is the site's load from the last successful poll, 1 =
+	// at capacity (shed.Utilization).
+	Utilization float64
+	// Shed is the fraction of new clients the site sends elsewhere, 0 to
+	// 1: the controller's or the operator's floor, whichever is higher.
+	Shed float64
 }
 
 // DNS is what the DNS metrics are read from at each scrape.
@@ -46,6 +52,9 @@ type DNS struct {
 	// RateLimited counts responses dropped or truncated by response rate
 	// limiting, by action ("drop", "slip").
 	RateLimited map[string]uint64
+	// Shed counts queries answered with the withdraw rcode by load
+	// shedding (self mode).
+	Shed uint64
 }
 
 // Peer is one peer site's probe state, read at each scrape (pool mode).
@@ -73,8 +82,8 @@ type Collector struct {
 
 	serving, timeInState, usable, total, required *prometheus.Desc
 	polls, pollErrors, pollDuration, staleness    *prometheus.Desc
-	drained, weight                               *prometheus.Desc
-	queries, rateLimited                          *prometheus.Desc
+	drained, weight, utilization, shedFraction    *prometheus.Desc
+	queries, rateLimited, dnsShed                 *prometheus.Desc
 	peerUp, peerLatency, peerCapacity             *prometheus.Desc
 }
 
@@ -97,6 +106,9 @@ func NewCollector(site func() Site, dns func() DNS) *Collector {
 		staleness:    d("spdu_haproxy_last_success_age_seconds", "Seconds since the last successful poll (-1 before the first)."),
 		drained:      d("spdu_site_drained", "1 while an operator's site drain is in force."),
 		weight:       d("spdu_agent_weight_percent", "Agent-check weight advertised per server, percent of the configured weight.", "server"),
+		utilization:  d("spdu_site_utilization", "The site's load from HAProxy's counters at the last successful poll, 1 = at capacity (README, Load shedding)."),
+		shedFraction: d("spdu_shed_fraction", "Fraction of new clients the site sends to other sites, 0 to 1: the controller's or the operator's, whichever is higher."),
+		dnsShed:      d("spdu_dns_shed_total", "DNS queries for the service names answered with the withdraw rcode by load shedding."),
 		queries:      d("spdu_dns_queries_total", "DNS queries answered, by transport, query type and rcode.", "transport", "type", "rcode"),
 		rateLimited:  d("spdu_dns_ratelimited_total", "DNS responses dropped or truncated by response rate limiting.", "action"),
 		peerUp:       d("spdu_peer_up", "1 while a peer site's probe passes (after rise and fall).", "peer"),
@@ -114,7 +126,8 @@ func (c *Collector) WithPeers(peers func() []Peer) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.serving, c.timeInState, c.usable, c.total, c.required, c.polls,
-		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.queries, c.rateLimited,
+		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.utilization, c.shedFraction,
+		c.queries, c.rateLimited, c.dnsShed,
 		c.peerUp, c.peerLatency, c.peerCapacity} {
 		ch <- d
 	}
@@ -145,6 +158,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.staleness, age)
 		gauge(c.drained, b2f(s.Drained))
+		gauge(c.utilization, s.Utilization)
+		gauge(c.shedFraction, s.Shed)
 		for server, w := range s.Weights {
 			gauge(c.weight, float64(w), server)
 		}
@@ -157,6 +172,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for action, v := range d.RateLimited {
 			counter(c.rateLimited, v, action)
 		}
+		counter(c.dnsShed, d.Shed)
 	}
 	if c.peers != nil {
 		for _, p := range c.peers() {

@@ -21,11 +21,12 @@ func TestCollector(t *testing.T) {
 	c := NewCollector(func() Site {
 		return Site{Serving: true, Since: t0.Add(-90 * time.Second), Usable: 4, Total: 5, Required: 3,
 			Polls: 120, PollErrors: 2, LastPollDuration: 1500 * time.Microsecond, LastGood: t0.Add(-250 * time.Millisecond),
-			Weights: map[string]int{"s1": 100, "s2": 40}}
+			Weights: map[string]int{"s1": 100, "s2": 40}, Utilization: 0.85, Shed: 0.25}
 	}, func() DNS {
 		return DNS{
 			Queries:     map[QueryKey]uint64{{"udp", "A", "NOERROR"}: 7, {"tcp", "AAAA", "REFUSED"}: 1},
 			RateLimited: map[string]uint64{"slip": 3, "drop": 4},
+			Shed:        9,
 		}
 	})
 	c.now = func() time.Time { return t0 }
@@ -65,6 +66,12 @@ spdu_site_drained 0
 # TYPE spdu_agent_weight_percent gauge
 spdu_agent_weight_percent{server="s1"} 100
 spdu_agent_weight_percent{server="s2"} 40
+# HELP spdu_site_utilization The site's load from HAProxy's counters at the last successful poll, 1 = at capacity (README, Load shedding).
+# TYPE spdu_site_utilization gauge
+spdu_site_utilization 0.85
+# HELP spdu_shed_fraction Fraction of new clients the site sends to other sites, 0 to 1: the controller's or the operator's, whichever is higher.
+# TYPE spdu_shed_fraction gauge
+spdu_shed_fraction 0.25
 # HELP spdu_dns_queries_total DNS queries answered, by transport, query type and rcode.
 # TYPE spdu_dns_queries_total counter
 spdu_dns_queries_total{rcode="NOERROR",transport="udp",type="A"} 7
@@ -73,6 +80,9 @@ spdu_dns_queries_total{rcode="REFUSED",transport="tcp",type="AAAA"} 1
 # TYPE spdu_dns_ratelimited_total counter
 spdu_dns_ratelimited_total{action="drop"} 4
 spdu_dns_ratelimited_total{action="slip"} 3
+# HELP spdu_dns_shed_total DNS queries for the service names answered with the withdraw rcode by load shedding.
+# TYPE spdu_dns_shed_total counter
+spdu_dns_shed_total 9
 # HELP spdu_peer_up 1 while a peer site's probe passes (after rise and fall).
 # TYPE spdu_peer_up gauge
 spdu_peer_up{peer="beta"} 1

@@ -31,6 +31,9 @@ type Member struct {
 	Capacity float64
 	// Settled is false while a rise or fall count is under way.
 	Settled bool
+	// Shed is the fraction of new clients the site sends elsewhere, 0 to
+	// 1 (its Capacity is already lowered by it).
+	Shed float64
 }
 
 // Answer is the decision for the zone's service names.
@@ -43,6 +46,10 @@ type Answer struct {
 	Members []Member
 	// Unstable asks for the short TTL: some site is between states.
 	Unstable bool
+	// Shed is this site's shed fraction in self mode, where it acts per
+	// query (pool mode lowers the site's capacity instead); 0 when
+	// refusing.
+	Shed float64
 }
 
 // Decide applies the mode to the local site and the peers. In self mode the
@@ -67,6 +74,8 @@ func Decide(mode config.DNSMode, allDown config.AllDown, self Member, peers []Me
 		}
 	}
 	switch {
+	case len(members) > 0 && mode == config.ModeSelf:
+		return Answer{Members: members, Shed: self.Shed}
 	case len(members) > 0:
 		return Answer{Members: members, Unstable: unstable}
 	case mode == config.ModePool && allDown == config.AllDownAll:

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -34,8 +35,8 @@ type Policy struct {
 	// is how long an answer stays unstable after a change (dns.ttl).
 	Interval, Window time.Duration
 	// DryRun counts this site as up whatever the health policy decides,
-	// so the zone is always served; the decision is still logged and
-	// exported by the caller.
+	// and sheds nothing in self mode, so the zone is always served; the
+	// decision is still logged and exported by the caller.
 	DryRun bool
 }
 
@@ -120,7 +121,7 @@ func (p *Publisher) Apply(plan *PolicyPlan) {
 func (p *Publisher) Evaluate() Published {
 	self := p.self()
 	if p.policy.DryRun {
-		self.Up, self.Settled, self.Capacity = true, true, max(self.Capacity, 1e-3)
+		self.Up, self.Settled, self.Capacity, self.Shed = true, true, max(self.Capacity, 1e-3), 0
 	}
 	var peers []Member
 	if p.peers != nil && p.policy.Mode == config.ModePool {
@@ -185,7 +186,7 @@ func (p *Publisher) Withdraw() {
 
 // sameOutcome compares membership, capacities (to 1%) and stability.
 func sameOutcome(a, b Answer) bool {
-	if !Same(a, b) || a.Unstable != b.Unstable {
+	if !Same(a, b) || a.Unstable != b.Unstable || math.Abs(a.Shed-b.Shed) > 0.005 {
 		return false
 	}
 	for i := range a.Members {

@@ -56,8 +56,9 @@ type StubQuery struct {
 // the zone, switchable to REFUSED or silence for the whole zone. It
 // records every query.
 type Stub struct {
-	cfg  StubConfig
-	mode atomic.Int32
+	cfg   StubConfig
+	mode  atomic.Int32
+	delay atomic.Int64 // StubConfig.Delay, then SetDelay
 
 	mu      sync.Mutex
 	queries []StubQuery
@@ -79,6 +80,7 @@ func StartStub(t testing.TB, c StubConfig) *Stub {
 		c.TTL = 5 * time.Second
 	}
 	s := &Stub{cfg: c}
+	s.delay.Store(int64(c.Delay))
 	addr := net.JoinHostPort(c.IP, "53")
 	for _, network := range []string{"udp", "tcp"} {
 		started := make(chan struct{})
@@ -102,6 +104,9 @@ func StartStub(t testing.TB, c StubConfig) *Stub {
 
 // SetMode switches how the stub answers from the next query on.
 func (s *Stub) SetMode(m StubMode) { s.mode.Store(int32(m)) }
+
+// SetDelay changes StubConfig.Delay from the next query on.
+func (s *Stub) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // Queries returns every query received so far, in order.
 func (s *Stub) Queries() []StubQuery {
@@ -135,9 +140,9 @@ func (s *Stub) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if mode == StubSilent {
 		return
 	}
-	if s.cfg.Delay > 0 {
+	if d := time.Duration(s.delay.Load()); d > 0 {
 		// Simulated distance, not synchronisation: the reply leaves later.
-		tm := time.NewTimer(s.cfg.Delay)
+		tm := time.NewTimer(d)
 		<-tm.C
 	}
 	m := new(dns.Msg)

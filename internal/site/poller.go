@@ -19,6 +19,7 @@ import (
 
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/health"
+	"github.com/spdu/spdu-haproxy/internal/shed"
 )
 
 // StatSource reads one backend's statistics under ctx's deadline; in the
@@ -52,6 +53,16 @@ type Config struct {
 	// SaveDrain, if not nil, persists the drain state; it is called from the
 	// Run goroutine at every drain change, before the change is published.
 	SaveDrain func(Drain) error
+	// AutoShed, when not nil, turns on load shedding's controller with
+	// this policy ([shed] enabled); nil sheds only what an operator asks.
+	AutoShed *shed.Config
+	// CapacityRPS is the operator-declared capacity in requests per second
+	// (shed.capacity_rps), 0 when none: see shed.Utilization.
+	CapacityRPS float64
+	// ManualShed is the operator's shed restored at start, from the state
+	// file; SaveShed, if not nil, persists a change of it like SaveDrain.
+	ManualShed Shed
+	SaveShed   func(Shed) error
 }
 
 // Snapshot is one published view of the site. It is immutable once
@@ -80,6 +91,8 @@ type Snapshot struct {
 	StaticAlgo bool
 	// Drain is the site drain state.
 	Drain Drain
+	// Load is the site's utilization and the fraction it sheds.
+	Load Load
 
 	byName map[string]int // server name -> index in Stats.Servers
 }
@@ -90,11 +103,14 @@ type Poller struct {
 	cfg      Config
 	now      func() time.Time
 	onChange func(health.State)
+	onShed   func() // see OnShedChange
 
 	snap     atomic.Pointer[Snapshot]
 	ready    chan struct{}     // closed after the first poll
 	stopped  chan struct{}     // closed when Run returns
 	requests chan drainRequest // drain and resume, served by Run
+	// shedRequests carries manual shed changes to Run.
+	shedRequests chan shedRequest
 	// pending is a reconfiguration from Apply that Run has not applied;
 	// wake tells Run about it.
 	pending atomic.Pointer[Plan]
@@ -107,7 +123,11 @@ type Poller struct {
 	weights    map[string]int
 	staticAlgo bool
 	drain      Drain
-	saveFailed bool // the last SaveDrain of forgetUndrained failed
+	saveFailed bool             // the last SaveDrain of forgetUndrained failed
+	shedder    *shed.Controller // nil when automatic shedding is off
+	manual     Shed
+	load       Load
+	lastStats  haproxy.BackendStats // of the last successful poll
 	lastErr    string
 	polls      uint64
 	pollErrors uint64
@@ -127,22 +147,28 @@ func New(logger zerolog.Logger, cfg Config, onChange func(health.State)) (*Polle
 		return nil, errors.New("poller: no stat source")
 	}
 	p := &Poller{
-		log:      logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
-		cfg:      cfg,
-		now:      time.Now,
-		onChange: onChange,
-		ready:    make(chan struct{}),
-		stopped:  make(chan struct{}),
-		requests: make(chan drainRequest),
-		wake:     make(chan struct{}, 1),
-		baseLog:  logger,
-		drain:    cfg.Drain,
+		log:          logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
+		cfg:          cfg,
+		now:          time.Now,
+		onChange:     onChange,
+		ready:        make(chan struct{}),
+		stopped:      make(chan struct{}),
+		requests:     make(chan drainRequest),
+		shedRequests: make(chan shedRequest),
+		manual:       cfg.ManualShed,
+		wake:         make(chan struct{}, 1),
+		baseLog:      logger,
+		drain:        cfg.Drain,
 	}
 	if cfg.Adaptive != nil {
 		p.weigher = health.NewWeigher(*cfg.Adaptive)
 	}
+	if cfg.AutoShed != nil {
+		p.shedder = shed.NewController(*cfg.AutoShed)
+	}
+	p.load = Load{Manual: p.manual, Shed: p.manual.Fraction}
 	p.tracker = health.NewTracker(cfg.Policy, p.now())
-	p.snap.Store(&Snapshot{Health: p.siteState(p.tracker.State()), Drain: p.drain})
+	p.snap.Store(&Snapshot{Health: p.siteState(p.tracker.State()), Drain: p.drain, Load: p.load})
 	return p, nil
 }
 
@@ -170,6 +196,8 @@ func (p *Poller) Run(ctx context.Context) error {
 			p.pollOnce(ctx)
 		case req := <-p.requests:
 			req.reply <- p.applyDrain(req)
+		case req := <-p.shedRequests:
+			req.reply <- p.applyShed(req)
 		case <-p.wake:
 			interval := p.cfg.Interval
 			p.applyPending()
@@ -202,6 +230,8 @@ func (p *Poller) pollOnce(ctx context.Context) {
 	} else {
 		p.updateWeights(now, stats)
 		p.forgetUndrained(now, stats)
+		p.lastStats = stats
+		p.updateLoad(now, stats)
 	}
 	p.publish(stats, &err)
 	p.log.Debug().Int("usable", st.Usable).Int("total", st.Total).Bool("serving", p.snap.Load().Health.Serving).
@@ -217,7 +247,7 @@ func (p *Poller) publish(stats haproxy.BackendStats, pollErr *error) {
 	next := &Snapshot{
 		Health: st, Stats: stats, Polls: p.polls, PollErrors: p.pollErrors,
 		LastPollDuration: p.pollTook, LastPollAt: p.pollAt,
-		Weights: p.weights, StaticAlgo: p.staticAlgo, Drain: p.drain, byName: prev.byName,
+		Weights: p.weights, StaticAlgo: p.staticAlgo, Drain: p.drain, Load: p.load, byName: prev.byName,
 	}
 	if pollErr != nil && *pollErr == nil {
 		next.byName = make(map[string]int, len(stats.Servers))
@@ -226,6 +256,9 @@ func (p *Poller) publish(stats haproxy.BackendStats, pollErr *error) {
 		}
 	}
 	p.snap.Store(next)
+	if next.Load.Shed != prev.Load.Shed && p.onShed != nil {
+		p.onShed()
+	}
 	if st.Serving == prev.Health.Serving {
 		return
 	}
@@ -302,15 +335,21 @@ func (s *Snapshot) HasServer(name string) bool {
 	return ok
 }
 
-// Capacity is the spare capacity the site offers to new clients, from 0 to
-// 1 (health.Capacity of the last successful poll) while it serves, 0 while
-// it is withdrawn or drained. The pool policy orders this site by it and
-// the status document publishes it to peers.
+// SpareCapacity is the spare capacity the site would offer to new clients,
+// from 0 to 1, whatever its state: health.Capacity of the last successful
+// poll, lowered by the fraction it sheds (x (1 - Load.Shed)). The pool
+// policy orders this site by it.
+func (s *Snapshot) SpareCapacity() float64 {
+	return health.Capacity(s.Health.Usable, s.Health.Total) * (1 - s.Load.Shed)
+}
+
+// Capacity is SpareCapacity while the site serves, 0 while it is withdrawn
+// or drained: what the status document publishes to peers.
 func (s *Snapshot) Capacity() float64 {
 	if !s.Health.Serving {
 		return 0
 	}
-	return health.Capacity(s.Health.Usable, s.Health.Total)
+	return s.SpareCapacity()
 }
 
 // Weight returns the weight the agent advertises for server, in percent.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spdu/spdu-haproxy/internal/health"
+	"github.com/spdu/spdu-haproxy/internal/shed"
 )
 
 // Plan is a prepared reconfiguration of the poller, from Prepare.
@@ -30,6 +31,11 @@ func (c *Config) check() error {
 		return fmt.Errorf("poller: timeout %s must be positive and shorter than the interval %s", c.Timeout, c.Interval)
 	case c.Policy.Rise < 1 || c.Policy.Fall < 1:
 		return errors.New("poller: rise and fall must be at least 1")
+	case c.CapacityRPS < 0:
+		return errors.New("shed.capacity_rps: must not be negative")
+	}
+	if c.AutoShed != nil {
+		return c.AutoShed.Check()
 	}
 	return nil
 }
@@ -59,6 +65,15 @@ func (p *Poller) applyPending() {
 	old := p.cfg
 	next := plan.cfg
 	next.Drain, next.SaveDrain = old.Drain, old.SaveDrain
+	next.ManualShed, next.SaveShed = old.ManualShed, old.SaveShed
+	switch {
+	case next.AutoShed == nil:
+		p.shedder = nil
+	case p.shedder == nil:
+		p.shedder = shed.NewController(*next.AutoShed)
+	default:
+		p.shedder.SetConfig(*next.AutoShed)
+	}
 	if next.Source == nil {
 		next.Source = old.Source
 	}

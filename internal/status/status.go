@@ -41,8 +41,9 @@ type Document struct {
 	// while drained.
 	Serving bool `json:"serving"`
 	// Capacity is the spare capacity the site offers to new clients, from 0
-	// to 1: usable / total servers while serving, 0 while withdrawn. Peers
-	// in pool mode order their answers by it.
+	// to 1: usable / total servers while serving, lowered by the fraction
+	// it sheds, 0 while withdrawn. Peers in pool mode order their answers
+	// by it.
 	Capacity float64 `json:"capacity"`
 
 	*Detail
@@ -80,8 +81,29 @@ type Detail struct {
 	// adaptive weights have no effect on it (static-rr, first).
 	Algo       string `json:"algo,omitempty"`
 	StaticAlgo bool   `json:"static_algo,omitempty"`
+	// Shed is load shedding: the site's utilization and the fraction of
+	// new clients it sends elsewhere.
+	Shed Shed `json:"shed"`
 	// Servers are the backend's servers at the last successful poll.
 	Servers []Server `json:"servers"`
+}
+
+// Shed is site.Load in the document.
+type Shed struct {
+	// Utilization is the site's load, 1 = at capacity; Signal the HAProxy
+	// counter it came from ("" when none applies).
+	Utilization float64 `json:"utilization"`
+	Signal      string  `json:"signal,omitempty"`
+	// Average is the controller's moving average of it (over dns.ttl),
+	// the value it acts on; 0 while automatic shedding is off.
+	Average float64 `json:"average,omitempty"`
+	// Fraction is the fraction in force, 0 to 1; Auto the controller's;
+	// Manual the operator's floor, with its reason and end.
+	Fraction     float64   `json:"fraction"`
+	Auto         float64   `json:"auto"`
+	Manual       float64   `json:"manual"`
+	ManualReason string    `json:"manual_reason,omitempty"`
+	ManualUntil  time.Time `json:"manual_until,omitzero"`
 }
 
 // Drain is site.Drain in the document.
@@ -133,6 +155,8 @@ func Build(in Input, snap *site.Snapshot) Document {
 		LastError: h.LastError, Polls: snap.Polls,
 		Drain:     Drain{Active: snap.Drain.Active, Reason: snap.Drain.Reason, Since: snap.Drain.Since, Servers: snap.Drain.Servers},
 		AgentMode: in.AgentMode, Algo: snap.Stats.Algo, StaticAlgo: snap.StaticAlgo, Servers: []Server{},
+		Shed: Shed{Utilization: snap.Load.Utilization, Signal: snap.Load.Signal, Average: snap.Load.Average, Fraction: snap.Load.Shed, Auto: snap.Load.Auto,
+			Manual: snap.Load.Manual.Fraction, ManualReason: snap.Load.Manual.Reason, ManualUntil: snap.Load.Manual.Until},
 	}
 	if !h.LastGood.IsZero() {
 		lg := h.LastGood

@@ -29,6 +29,17 @@ func (st Document) WriteText(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  drain: none\n")
 	}
+	if sh := st.Shed; sh.Fraction > 0 || sh.Signal != "" {
+		fmt.Fprintf(w, "  load: utilization %.2f (%s), average %.2f; shedding %.0f%% of new clients (controller %.0f%%, manual %.0f%%)\n",
+			sh.Utilization, sh.Signal, sh.Average, 100*sh.Fraction, 100*sh.Auto, 100*sh.Manual)
+		if sh.Manual > 0 {
+			until := "until shed off"
+			if !sh.ManualUntil.IsZero() {
+				until = "until " + sh.ManualUntil.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "  manual shed: %.0f%% %s, reason %q\n", 100*sh.Manual, until, sh.ManualReason)
+		}
+	}
 	if len(st.Drain.Servers) > 0 {
 		fmt.Fprintf(w, "  servers drained by our agent: %s\n", strings.Join(st.Drain.Servers, " "))
 	}

@@ -186,6 +186,12 @@ type SiteHAProxy struct {
 	// Connect is "timeout connect"; default 1s (short values make the
 	// backup server take over quickly).
 	Connect time.Duration
+	// MaxConn, when set, is every server's maxconn: requests beyond it
+	// wait in the backend's queue (load shedding's servers and queue
+	// signals). Queue is "timeout queue" (default: HAProxy uses timeout
+	// connect): how long a request waits there before a 503.
+	MaxConn int
+	Queue   time.Duration
 }
 
 // Config returns the HAProxy configuration (StartHAProxy fills
@@ -199,6 +205,9 @@ func (h SiteHAProxy) Config() string {
 	}
 	var b strings.Builder
 	b.WriteString(HAProxyPreamble(h.Connect))
+	if h.Queue > 0 {
+		fmt.Fprintf(&b, "    timeout queue %s\n", h.Queue)
+	}
 	if h.Frontend != "" {
 		ssl := ""
 		if h.TLSCert != "" {
@@ -220,6 +229,9 @@ func (h SiteHAProxy) Config() string {
 		agent := ""
 		if h.AgentPort != 0 {
 			agent = fmt.Sprintf(" agent-check agent-port %d agent-send \"api/%s\\n\" agent-inter %s", h.AgentPort, be.Name, h.AgentInter)
+		}
+		if h.MaxConn > 0 {
+			agent += fmt.Sprintf(" maxconn %d", h.MaxConn)
 		}
 		fmt.Fprintf(&b, "    server %s %s check inter 100ms fall 1 rise 1 weight 100%s\n", be.Name, be.Addr, agent)
 	}

@@ -26,10 +26,18 @@ import (
 // and returns how long that took. It fails the test with msg on timeout.
 func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) time.Duration {
 	t.Helper()
+	return EventuallyEvery(t, timeout, 10*time.Millisecond, msg, cond)
+}
+
+// EventuallyEvery is Eventually polling every interval, for conditions
+// read from a rate-limited listener (the metrics listener's 50 requests
+// per second).
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, msg string, cond func() bool) time.Duration {
+	t.Helper()
 	start := time.Now()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		if cond() {
