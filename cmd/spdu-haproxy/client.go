@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spdu/spdu-haproxy/internal/control"
+	"github.com/spdu/spdu-haproxy/internal/dnssec"
 	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
@@ -33,6 +34,7 @@ func controlMain(cmd string, fs *flag.FlagSet, args []string, stdout io.Writer, 
 	case control.CmdResume:
 	case control.CmdStatus:
 		asJSON = fs.Bool("json", false, "print the status as JSON")
+	case control.CmdZone:
 	case control.CmdShed:
 		fs.DurationVar(&req.For, "for", 0, "end the shed after this long (default: until shed off)")
 		fs.StringVar(&req.Reason, "reason", "", "why load is shed (shown in status)")
@@ -81,6 +83,8 @@ func controlMain(cmd string, fs *flag.FlagSet, args []string, stdout io.Writer, 
 		fmt.Fprintf(stdout, "site %s drained; frontend quiet after %s\n", resp.Status.Site, resp.Waited.Round(time.Millisecond))
 	case cmd == control.CmdDrain:
 		fmt.Fprintf(stdout, "site %s drained: zone withdrawn (%s)\n", resp.Status.Site, resp.Status.Reason)
+	case cmd == control.CmdZone:
+		fmt.Fprint(stdout, resp.Zone)
 	case cmd == control.CmdShed:
 		fmt.Fprintf(stdout, "site %s sheds %.0f%% of new clients (manual floor %.0f%%, utilization %.2f)\n", resp.Status.Site,
 			100*resp.Status.Shed.Fraction, 100*resp.Status.Shed.Manual, resp.Status.Shed.Utilization)
@@ -114,4 +118,24 @@ func parseFraction(s string) (float64, error) {
 		return 0, fmt.Errorf("%q: want off, a fraction from 0 to 1, or a percentage such as 50%%", s)
 	}
 	return f / scale, nil
+}
+
+// keygenMain writes a new key pair for `keygen -zone ZONE [-algorithm
+// ALG] [-dir DIR]` and prints its base name.
+func keygenMain(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	zone := fs.String("zone", "", "the pool zone the key signs (required)")
+	algName := fs.String("algorithm", "ecdsap256sha256", "ecdsap256sha256 (13) or ed25519 (15)")
+	dir := fs.String("dir", ".", "directory to write K<zone>+<alg>+<tag>.key and .private into")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *zone == "" {
+		return errUsage
+	}
+	alg, err := dnssec.ParseAlgorithm(*algName)
+	if err != nil {
+		return fmt.Errorf("-algorithm: %w", err)
+	}
+	base, err := dnssec.Keygen(*dir, *zone, alg, time.Now())
+	if err == nil {
+		fmt.Fprintln(stdout, base)
+	}
+	return err
 }

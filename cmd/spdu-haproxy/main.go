@@ -11,6 +11,9 @@
 //	spdu-haproxy resume [-config FILE] [-socket PATH]
 //	spdu-haproxy status [-config FILE] [-socket PATH] [-json]
 //	spdu-haproxy shed   FRACTION|off [-config FILE] [-socket PATH] [-for DURATION] [-reason TEXT]
+//	spdu-haproxy zone   [-config FILE] [-socket PATH]
+//	spdu-haproxy keygen -zone ZONE [-algorithm ecdsap256sha256|ed25519] [-dir DIR]
+//	spdu-haproxy ds     [-config FILE] [-allow-insecure-config]
 //	spdu-haproxy version
 //
 // This package only parses the command line, loads the configuration, sets
@@ -68,6 +71,9 @@ const usage = `usage:
   spdu-haproxy resume [-config FILE] [-socket PATH]
   spdu-haproxy status [-config FILE] [-socket PATH] [-json]
   spdu-haproxy shed   FRACTION|off [-config FILE] [-socket PATH] [-for DURATION] [-reason TEXT]
+  spdu-haproxy zone   [-config FILE] [-socket PATH]
+  spdu-haproxy keygen -zone ZONE [-algorithm ecdsap256sha256|ed25519] [-dir DIR]
+  spdu-haproxy ds     [-config FILE] [-allow-insecure-config]
   spdu-haproxy version
 `
 
@@ -99,7 +105,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return runDaemon(logger, cfg, daemon.Options{Logger: logger, Version: versionString(), DryRun: *dryRun, NotifySystemd: true,
-			ReadSideFile: config.SideFileReader(*insecure)},
+			ReadSideFile: config.SideFileReader(*insecure), ReadKeyFile: daemon.KeyReader(*insecure)},
 			func() (*config.Config, error) { return config.LoadDaemon(*cfgPath, *insecure) })
 	case "check":
 		if err := fs.Parse(rest); err != nil {
@@ -117,13 +123,31 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if _, err := daemon.LoadKeySet(cfg, daemon.KeyReader(*insecure)); err != nil {
+			return err
+		}
 		text, err := cfg.Encode()
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "# %s: valid; effective configuration with defaults:\n%s", *cfgPath, text)
 		return nil
-	case "drain", "resume", "status", "shed":
+	case "keygen":
+		return keygenMain(fs, rest, stdout)
+	case "ds":
+		if err := fs.Parse(rest); err != nil || fs.NArg() > 0 {
+			return errUsage
+		}
+		cfg, err := config.LoadChecked(*cfgPath, *insecure)
+		if err != nil {
+			return err
+		}
+		text, err := daemon.DSRecords(cfg, daemon.KeyReader(*insecure))
+		if err == nil {
+			fmt.Fprint(stdout, text)
+		}
+		return err
+	case "drain", "resume", "status", "shed", "zone":
 		return controlMain(cmd, fs, rest, stdout, func() (string, error) {
 			cfg, err := config.LoadChecked(*cfgPath, *insecure)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +47,38 @@ type Config struct {
 	Peers []Peer `toml:"peers"`
 	// Shed is load shedding. Table "[shed]".
 	Shed Shed `toml:"shed"`
+	// DNSSEC signs the pool zone. Table "[dnssec]".
+	DNSSEC DNSSEC `toml:"dnssec"`
 }
+
+// DNSSEC is the "[dnssec]" table: the pool zone signed with this site's
+// own keys, its DNSKEY RRset listing the other sites' public keys too
+// (RFC 8901 section 2.1.2, model 2), or one key shared by every site. The
+// zone is signed when Keys is not empty.
+type DNSSEC struct {
+	// Keys are this site's own keys: BIND key files as dnssec-keygen or
+	// `spdu-haproxy keygen` write them, each named by its base name
+	// ("/etc/spdu-haproxy/keys/Kpool.domain.tld.+013+12345") or either
+	// of its files; both the .key and the .private file are read. Every
+	// key signs (several during a rollover). Key "dnssec.keys"; default
+	// none (unsigned).
+	Keys []string `toml:"keys"`
+	// PeerKeys are the other sites' public key files (.key), published in
+	// the DNSKEY RRset and never used to sign. Key "dnssec.peer_keys".
+	PeerKeys []string `toml:"peer_keys"`
+	// SignatureValidity is the time from signing to a signature's
+	// expiration. Key "dnssec.signature_validity"; default 14 days ("14d").
+	SignatureValidity Duration `toml:"signature_validity"`
+	// Refresh: signatures with less than this left are made anew. Key
+	// "dnssec.refresh"; default 7 days; below signature_validity.
+	Refresh Duration `toml:"refresh"`
+	// DNSKEYTTL is the TTL of the DNSKEY RRset, whole seconds. Key
+	// "dnssec.dnskey_ttl"; default 1h.
+	DNSKEYTTL Duration `toml:"dnskey_ttl"`
+}
+
+// Enabled reports whether the zone is signed.
+func (d DNSSEC) Enabled() bool { return len(d.Keys) > 0 }
 
 // Shed is the "[shed]" table: load shedding, which sends a fraction of new
 // clients to other sites while this one is near its capacity (see
@@ -335,18 +367,31 @@ type Agent struct {
 // "500ms" or "2s".
 type Duration struct{ time.Duration }
 
-// UnmarshalText parses a Go duration string ("500ms").
+// UnmarshalText parses a Go duration string ("500ms", "2h30m") or a
+// whole number of days ("14d").
 func (d *Duration) UnmarshalText(b []byte) error {
+	if days, ok := strings.CutSuffix(string(b), "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= 1<<20 {
+			d.Duration = time.Duration(n) * 24 * time.Hour
+			return nil
+		}
+	}
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("not a duration such as \"500ms\": %q", b)
+		return fmt.Errorf("not a duration such as \"500ms\" or \"14d\": %q", b)
 	}
 	d.Duration = v
 	return nil
 }
 
-// MarshalText writes the duration as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText writes the duration as a Go duration string, or in days
+// ("14d") when it is a whole number of them.
+func (d Duration) MarshalText() ([]byte, error) {
+	if day := 24 * time.Hour; d.Duration >= day && d.Duration%day == 0 {
+		return []byte(strconv.FormatInt(int64(d.Duration/day), 10) + "d"), nil
+	}
+	return []byte(d.String()), nil
+}
 
 // Load reads, strictly decodes, fills in defaults and validates the file at
 // path. Errors name the file and the offending key.
@@ -494,6 +539,15 @@ func (c *Config) Defaults() {
 	}
 	if c.DNS.AllDown == "" {
 		c.DNS.AllDown = AllDownRefuse
+	}
+	if c.DNSSEC.SignatureValidity.Duration == 0 {
+		c.DNSSEC.SignatureValidity.Duration = 14 * 24 * time.Hour
+	}
+	if c.DNSSEC.Refresh.Duration == 0 {
+		c.DNSSEC.Refresh.Duration = 7 * 24 * time.Hour
+	}
+	if c.DNSSEC.DNSKEYTTL.Duration == 0 {
+		c.DNSSEC.DNSKEYTTL.Duration = time.Hour
 	}
 	if c.Shed.Target == 0 {
 		c.Shed.Target = 0.8

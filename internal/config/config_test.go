@@ -59,6 +59,8 @@ func TestParseDefaults(t *testing.T) {
 		Metrics: Metrics{Listen: "127.0.0.1:9405"},
 		Notify:  Notify{Timeout: Duration{10 * time.Second}},
 		Shed:    Shed{Target: 0.8, MaxFraction: 0.9, Gain: 0.1, MaxStep: 0.05, Deadband: 0.05},
+		DNSSEC: DNSSEC{SignatureValidity: Duration{14 * 24 * time.Hour}, Refresh: Duration{7 * 24 * time.Hour},
+			DNSKEYTTL: Duration{time.Hour}},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
@@ -145,7 +147,13 @@ zone =`), `unknown key "dns.zonee"`},
 		{"missing backend", replace(`backend = "api"`, `socket = "/run/x.sock"`), `haproxy.backend: required`},
 		{"socket not absolute", replace(`backend = "api"`, "backend = \"api\"\nsocket = \"admin.sock\""), `haproxy.socket: "admin.sock" must be an absolute path`},
 		{"backend with space", replace(`backend = "api"`, `backend = "a b"`), `haproxy.backend: "a b" is not a valid HAProxy proxy name`},
-		{"bad duration", replace(`backend = "api"`, "backend = \"api\"\npoll_interval = \"fast\""), `toml: line 5 (last key "haproxy.poll_interval"): not a duration such as "500ms": "fast"`},
+		{"peer keys alone", add("[dnssec]\npeer_keys = [\"/k/Kpool.domain.tld.+013+1.key\"]\n"), `dnssec.peer_keys: needs dnssec.keys, this site's own keys (peer keys never sign)`},
+		{"relative key", add("[dnssec]\nkeys = [\"Kpool.domain.tld.+013+1\"]\n"), `dnssec.keys[0]: "Kpool.domain.tld.+013+1" must be an absolute path`},
+		{"same key twice", add("[dnssec]\nkeys = [\"/k/Kp+013+1.private\"]\npeer_keys = [\"/k/Kp+013+1.key\"]\n"), `dnssec.peer_keys[0]: "/k/Kp+013+1.key" is the key of dnssec.keys[0] too`},
+		{"refresh above validity", add("[dnssec]\nkeys = [\"/k/K1\"]\nsignature_validity = \"7d\"\nrefresh = \"8d\"\n"), `dnssec.signature_validity: 168h0m0s must be longer than dnssec.refresh (192h0m0s)`},
+		{"dnskey ttl fraction", add("[dnssec]\nkeys = [\"/k/K1\"]\ndnskey_ttl = \"1.5s\"\n"), `dnssec.dnskey_ttl: 1.5s must be whole seconds, above zero`},
+		{"bad days", add("[dnssec]\nkeys = [\"/k/K1\"]\nrefresh = \"1.5d\"\n"), `toml: line 12 (last key "dnssec.refresh"): not a duration such as "500ms" or "14d": "1.5d"`},
+		{"bad duration", replace(`backend = "api"`, "backend = \"api\"\npoll_interval = \"fast\""), `toml: line 5 (last key "haproxy.poll_interval"): not a duration such as "500ms" or "14d": "fast"`},
 		{"poll too fast", replace(`backend = "api"`, "backend = \"api\"\npoll_interval = \"1ms\""), `haproxy.poll_interval: 1ms must be from 50ms to 1m0s`},
 		{"poll timeout too long", replace(`backend = "api"`, "backend = \"api\"\npoll_timeout = \"1s\""), `haproxy.poll_timeout: 1s must be positive and shorter than haproxy.poll_interval (500ms)`},
 		{"stale too short", replace(`backend = "api"`, "backend = \"api\"\nstale_after = \"100ms\""), `haproxy.stale_after: 100ms must be longer than haproxy.poll_interval (500ms)`},

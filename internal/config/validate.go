@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -109,6 +110,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Shed.validate(); err != nil {
+		return err
+	}
+	if err := c.DNSSEC.validate(); err != nil {
 		return err
 	}
 	return c.validatePeers()
@@ -487,6 +491,43 @@ func (s *Shed) validate() error {
 	}
 	if s.CapacityRPS < 0 {
 		return fmt.Errorf("shed.capacity_rps: %g must not be negative", s.CapacityRPS)
+	}
+	return nil
+}
+
+func (d *DNSSEC) validate() error {
+	if len(d.PeerKeys) > 0 && len(d.Keys) == 0 {
+		return fmt.Errorf("dnssec.peer_keys: needs dnssec.keys, this site's own keys (peer keys never sign)")
+	}
+	seen := map[string]string{}
+	for i, list := range [][]string{d.Keys, d.PeerKeys} {
+		key := [...]string{"dnssec.keys", "dnssec.peer_keys"}[i]
+		for j, p := range list {
+			base := strings.TrimSuffix(strings.TrimSuffix(p, ".key"), ".private")
+			switch {
+			case p == "":
+				return fmt.Errorf("%s[%d]: empty path", key, j)
+			case !filepath.IsAbs(p):
+				return fmt.Errorf("%s[%d]: %q must be an absolute path", key, j, p)
+			case seen[base] != "":
+				return fmt.Errorf("%s[%d]: %q is the key of %s too", key, j, p, seen[base])
+			}
+			seen[base] = fmt.Sprintf("%s[%d]", key, j)
+		}
+	}
+	v, r := d.SignatureValidity.Duration, d.Refresh.Duration
+	switch {
+	case r <= 0:
+		return fmt.Errorf("dnssec.refresh: %s must be above zero", r)
+	case v <= r:
+		return fmt.Errorf("dnssec.signature_validity: %s must be longer than dnssec.refresh (%s)", v, r)
+	case v > 3650*24*time.Hour:
+		return fmt.Errorf("dnssec.signature_validity: %s is longer than 10 years", v)
+	case v < time.Hour+r:
+		return fmt.Errorf("dnssec.signature_validity: %s leaves less than an hour between a refresh (%s) and expiry", v, r)
+	}
+	if t := d.DNSKEYTTL.Duration; t <= 0 || t%time.Second != 0 || t > math.MaxInt32*time.Second {
+		return fmt.Errorf("dnssec.dnskey_ttl: %s must be whole seconds, above zero", t)
 	}
 	return nil
 }

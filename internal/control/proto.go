@@ -13,11 +13,12 @@ const (
 	CmdResume = "resume"
 	CmdStatus = "status"
 	CmdShed   = "shed"
+	CmdZone   = "zone"
 )
 
 // Request is what the CLI sends on the control socket.
 type Request struct {
-	// Cmd is CmdDrain, CmdResume, CmdStatus or CmdShed.
+	// Cmd is CmdDrain, CmdResume, CmdStatus, CmdShed or CmdZone.
 	Cmd string `json:"cmd"`
 	// Fraction, for a shed, is the floor of the fraction of new clients
 	// sent elsewhere, 0 (off) to 1.
@@ -42,4 +43,7 @@ type Response struct {
 	Waited time.Duration `json:"waited,omitempty"`
 	// Status is the site's full status document after the command.
 	Status status.Document `json:"status"`
+	// Zone, for CmdZone, is the zone as the DNS server serves it, in
+	// master-file format, signed when DNSSEC is on.
+	Zone string `json:"zone,omitempty"`
 }

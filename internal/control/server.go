@@ -54,6 +54,7 @@ type Server struct {
 	socket string // Config.Socket as bound or last applied
 	poller *site.Poller
 	status func() status.Document
+	zone   func() string // see WithZone
 	// cfg holds the settings in force; Apply replaces them whole.
 	cfg atomic.Pointer[Config]
 	wg  sync.WaitGroup // connection goroutines
@@ -73,6 +74,14 @@ func New(logger zerolog.Logger, cfg Config, poller *site.Poller, doc func() stat
 		poller: poller, status: doc,
 	}
 	s.cfg.Store(&cfg)
+	return s
+}
+
+// WithZone makes the command "zone" answer with what zone returns: the
+// served zone in master-file format. Without it "zone" is an error. It must
+// be called before Run.
+func (s *Server) WithZone(zone func() string) *Server {
+	s.zone = zone
 	return s
 }
 
@@ -263,6 +272,12 @@ func (s *Server) handle(ctx context.Context, req Request) Response {
 		}
 		_, err = s.poller.SetShed(ctx, req.Fraction, until, req.Reason)
 		s.log.Info().Float64("fraction", req.Fraction).Dur("for", req.For).Str("reason", site.CleanReason(req.Reason)).AnErr("error", err).Msg("manual shed set by operator")
+	case CmdZone:
+		if s.zone == nil {
+			err = errors.New("zone: not available")
+			break
+		}
+		resp.Zone = s.zone()
 	default:
 		err = fmt.Errorf("unknown command %q", req.Cmd)
 	}

@@ -21,9 +21,20 @@ import (
 // plain functions of a validated *config.Config, used alike at start and
 // on every reload, so the two can never disagree.
 
-// dnsConfig returns the DNS server's settings (keys dns.*), with the side
-// file reader of the daemon's options.
-func (d *Daemon) dnsConfig(cfg *config.Config) dnsserve.Config {
+// dnsConfig returns the DNS server's settings (keys dns.* and dnssec.*),
+// with the side file reader of the daemon's options and the DNSSEC keys
+// read with its key reader. A key that cannot be read or used is an error
+// naming it.
+func (d *Daemon) dnsConfig(cfg *config.Config) (dnsserve.Config, error) {
+	ks, err := LoadKeySet(cfg, d.opts.ReadKeyFile)
+	if err != nil {
+		return dnsserve.Config{}, err
+	}
+	var signing *dnsserve.Signing
+	if ks != nil {
+		signing = &dnsserve.Signing{Keys: ks, Validity: cfg.DNSSEC.SignatureValidity.Duration,
+			Refresh: cfg.DNSSEC.Refresh.Duration, DNSKEYTTL: cfg.DNSSEC.DNSKEYTTL.Duration}
+	}
 	recs := make(map[string]dnsserve.Records, len(cfg.DNS.Records))
 	for owner, r := range cfg.DNS.Records {
 		a, aaaa := r.Addrs()
@@ -59,7 +70,8 @@ func (d *Daemon) dnsConfig(cfg *config.Config) dnsserve.Config {
 		TCPMaxConns:      cfg.DNS.TCPMaxConnections,
 		TCPIdleTimeout:   cfg.DNS.TCPIdleTimeout.Duration,
 		TCPQueryTimeout:  cfg.DNS.TCPQueryTimeout.Duration,
-	}
+		DNSSEC:           signing,
+	}, nil
 }
 
 // siteConfig returns the poller's settings (keys haproxy.*, health.* and

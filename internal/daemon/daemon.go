@@ -38,6 +38,7 @@ import (
 
 	"github.com/spdu/spdu-haproxy/internal/config"
 	"github.com/spdu/spdu-haproxy/internal/control"
+	"github.com/spdu/spdu-haproxy/internal/dnssec"
 	"github.com/spdu/spdu-haproxy/internal/dnsserve"
 	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/health"
@@ -63,6 +64,10 @@ type Options struct {
 	// the world is told (the DNS cookie secret, the drain state file,
 	// DNSSEC keys): config.SideFileReader; nil reads them plainly.
 	ReadSideFile func(path string) ([]byte, error)
+	// ReadKeyFile reads the DNSSEC key files (dnssec.keys and
+	// dnssec.peer_keys): KeyReader; nil is KeyReader(true), which checks
+	// only that a private key is not readable by group or others.
+	ReadKeyFile dnssec.ReadFunc
 	// NotifySystemd tells systemd READY=1 once the first poll has finished
 	// and pings its watchdog while polls complete (sd_notify; nothing
 	// happens without NOTIFY_SOCKET).
@@ -105,8 +110,14 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d := &Daemon{log: opts.Logger.With().Str("site", cfg.Site).Logger(), opts: opts}
 	d.cfg.Store(cfg)
 	d.book.Store(newAnswerBook(cfg))
-	var err error
-	if d.dns, err = dnsserve.New(d.log, d.dnsConfig(cfg)); err != nil {
+	if opts.ReadKeyFile == nil {
+		d.opts.ReadKeyFile = KeyReader(true)
+	}
+	dnsCfg, err := d.dnsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.dns, err = dnsserve.New(d.log, dnsCfg); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	d.notifier = notify.New(d.log, notifyConfig(cfg))
@@ -132,7 +143,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		func() pool.Member { return d.book.Load().self(d.poller.Snapshot()) }, peers, d.publish)
 	d.poller.OnShedChange(d.publisher.Kick)
 	d.agent = haproxy.NewAgentServer(d.log, d.agentReply, agentConfig(cfg))
-	d.control = control.New(d.log, controlConfig(cfg), d.poller, d.Status)
+	d.control = control.New(d.log, controlConfig(cfg), d.poller, d.Status).WithZone(d.dns.ZoneText)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -198,8 +209,12 @@ func (d *Daemon) agentReply(backend, server string) string {
 // `spdu-haproxy status`); its public form goes to peers.
 func (d *Daemon) Status() status.Document {
 	cfg := d.cfg.Load()
-	return status.Build(status.Input{Site: cfg.Site, Zone: cfg.DNS.Zone, AgentMode: cfg.Agent.Mode,
-		DNSServing: d.dns.Serving(), Serial: d.dns.Serial()}, d.poller.Snapshot())
+	in := status.Input{Site: cfg.Site, Zone: cfg.DNS.Zone, AgentMode: cfg.Agent.Mode,
+		DNSServing: d.dns.Serving(), Serial: d.dns.Serial()}
+	if st := d.dns.DNSSECState(); st.Enabled {
+		in.DNSSEC = &status.DNSSEC{Expires: st.Expires, Signatures: st.Signed, Errors: st.Errors, LastError: st.LastError, Failing: st.Failing}
+	}
+	return status.Build(in, d.poller.Snapshot())
 }
 
 // DNSAddrs returns the DNS server's bound UDP addresses, one per dns.listen
@@ -351,7 +366,9 @@ func (d *Daemon) dnsMetrics() metrics.DNS {
 	for k, v := range q {
 		queries[metrics.QueryKey{Transport: k.Transport, Type: k.Type, Rcode: k.Rcode}] = v
 	}
-	return metrics.DNS{Queries: queries, RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}, Shed: d.dns.ShedTotal()}
+	k := d.dns.DNSSECState()
+	return metrics.DNS{Queries: queries, RateLimited: map[string]uint64{"drop": r.Dropped, "slip": r.Slipped}, Shed: d.dns.ShedTotal(),
+		DNSSECExpires: k.Expires, DNSSECSigned: k.Signed, DNSSECErrors: k.Errors, DNSSECFailing: k.Failing}
 }
 
 func (d *Daemon) peerMetrics() []metrics.Peer {

@@ -54,7 +54,11 @@ func (d *Daemon) prepare(cur, next *config.Config) (apply func(), err error) {
 			}
 		}
 	}()
-	dnsPlan, err := d.dns.Prepare(d.dnsConfig(next))
+	dnsCfg, err := d.dnsConfig(next)
+	if err != nil {
+		return nil, err
+	}
+	dnsPlan, err := d.dns.Prepare(dnsCfg)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}

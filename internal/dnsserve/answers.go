@@ -134,6 +134,9 @@ type snapshot struct {
 	// Equal orderings share one variant.
 	variants []*variant
 	wire     *wireZone // every answer precomputed for the fast path
+	// signed is the DNSSEC data of a signed zone while serving; nil
+	// otherwise.
+	signed *signedSnap
 	// shedBelow is Answers.Shed scaled to 2^64: a query is shed when a
 	// uniform random uint64 falls below it; 0 sheds nothing.
 	shedBelow uint64
@@ -157,9 +160,22 @@ func shedType(qtype uint16) bool {
 	return qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY
 }
 
-// newSnapshot returns the snapshot of z answering a with serial. a must
-// have passed check.
+// newSnapshot returns the snapshot of z answering a with serial, unsigned
+// (a withdrawn snapshot, or a zone without DNSSEC). a must have passed
+// check.
 func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
+	snap, err := buildSnapshot(z, a, serial, nil, time.Time{})
+	if err != nil {
+		// Only signing fails, and nothing is signed here.
+		panic(fmt.Sprintf("dnsserve: %v", err))
+	}
+	return snap
+}
+
+// buildSnapshot returns the snapshot of z answering a with serial. When z
+// is signed and a serves, sg signs it at now (an error then: no snapshot).
+// a must have passed check.
+func buildSnapshot(z *zone, a Answers, serial uint32, sg *signer, now time.Time) (*snapshot, error) {
 	soa := &dns.SOA{
 		Hdr:     z.header(z.origin, dns.TypeSOA, z.ttl),
 		Ns:      z.mname,
@@ -192,6 +208,12 @@ func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
 				snap.variants = append(snap.variants, v)
 			}
 		}
+		if z.sign != nil && sg != nil {
+			var err error
+			if snap.signed, err = sg.signSnapshot(snap, now); err != nil {
+				return nil, err
+			}
+		}
 	}
 	w, err := buildWire(snap)
 	if err != nil {
@@ -200,7 +222,7 @@ func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
 		panic(fmt.Sprintf("dnsserve: precompute answers: %v", err))
 	}
 	snap.wire = w
-	return snap
+	return snap, nil
 }
 
 // rrset returns the RRset of type qtype at the existing name in variant v
@@ -222,8 +244,22 @@ func (s *snapshot) rrset(v *variant, name string, qtype uint16) (rrs []dns.RR, i
 		if apex {
 			return s.soa, false
 		}
+	case dns.TypeDNSKEY:
+		if apex && s.signed != nil {
+			return s.signed.dnskey, false
+		}
+	case dns.TypeNSEC:
+		if s.signed != nil {
+			return s.signed.nsec[name], false
+		}
+	case dns.TypeRRSIG:
+		if s.signed != nil {
+			if n := s.signed.nsec[name]; n != nil {
+				return s.signed.rrsigsAt(v, name, n[0].(*dns.NSEC).TypeBitMap), false
+			}
+		}
 	case dns.TypeANY:
-		for _, t := range [...]uint16{dns.TypeA, dns.TypeNS, dns.TypeSOA, dns.TypeAAAA} {
+		for _, t := range [...]uint16{dns.TypeA, dns.TypeNS, dns.TypeSOA, dns.TypeAAAA, dns.TypeNSEC, dns.TypeDNSKEY} {
 			if rrs, isNS := s.rrset(v, name, t); len(rrs) > 0 {
 				return rrs, isNS
 			}
@@ -239,22 +275,34 @@ func (s *snapshot) rrset(v *variant, name string, qtype uint16) (rrs []dns.RR, i
 // one and the current Unix time in seconds, RFC 1982) when the site turns
 // withdrawn or serving, or the set of addresses or their TTL changes; not
 // when only their order does. Invalid addresses or TTL are an error and
-// keep the answers in force. Safe from any goroutine; logging changes is
-// the caller's job.
+// keep the answers in force. In a signed zone the answers are signed
+// before they are published; if signing fails the zone answers the
+// withdraw rcode and the error is returned (DNSSECState has it too); the
+// answers are kept, so the next SetAnswers or re-signing tries again.
+// Safe from any goroutine; logging changes is the caller's job.
 func (s *Server) SetAnswers(a Answers) error {
 	if err := a.check(); err != nil {
 		return err
 	}
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
-	s.publishLocked(a, false)
-	return nil
+	if s.zone.sign != nil {
+		for i, set := range a.Sets {
+			if (len(set.A) > 0) != (len(a.Sets[0].A) > 0) || (len(set.AAAA) > 0) != (len(a.Sets[0].AAAA) > 0) {
+				return fmt.Errorf("answers Sets[%d]: different address types than Sets[0]; a signed zone has one NSEC chain, so every set must hold the same types", i)
+			}
+		}
+	}
+	return s.publishLocked(a, false, false)
 }
 
 // publishLocked stores the snapshot of s.zone answering a; s.setMu is held.
 // force moves the serial on even if the answer is the same (the zone
-// itself changed).
-func (s *Server) publishLocked(a Answers, force bool) {
+// itself changed). In a signed zone a signing failure publishes the
+// withdraw rcode instead (a validator would call unsigned or badly signed
+// answers bogus) and returns the error; so does resign, except that while
+// the signatures served have more than expiryMargin left they stay.
+func (s *Server) publishLocked(a Answers, force, resign bool) error {
 	old := s.snap.Load()
 	serial := old.serial
 	if k := a.key(); force || k != s.answersKey {
@@ -262,7 +310,29 @@ func (s *Server) publishLocked(a Answers, force bool) {
 		s.answersKey = k
 	}
 	s.answers = a
-	s.snap.Store(newSnapshot(s.zone, a, serial))
+	now := s.clock()
+	snap, err := buildSnapshot(s.zone, a, serial, s.signer, now)
+	if err == nil {
+		if snap.signed != nil || s.dnssecStats.failing.Load() {
+			s.dnssecStats.failing.Store(false)
+			s.dnssecStats.lastError.Store(nil)
+		}
+		s.snap.Store(snap)
+		s.wakeResign()
+		return nil
+	}
+	s.dnssecStats.errors.Add(1)
+	msg := err.Error()
+	s.dnssecStats.lastError.Store(&msg)
+	if resign && old.signed != nil && old.serving && time.Unix(old.signed.expires, 0).Sub(now) > expiryMargin {
+		s.log.Warn().Err(err).Time("expires", time.Unix(old.signed.expires, 0)).Msg("re-signing failed; the signatures served are still valid, retrying")
+		return err
+	}
+	s.log.Error().Err(err).Msg("signing failed: answering the withdraw rcode until the zone can be signed")
+	s.dnssecStats.failing.Store(true)
+	s.snap.Store(newSnapshot(s.zone, Answers{Refuse: true}, serial))
+	s.wakeResign()
+	return err
 }
 
 // Serving reports whether the zone hands out addresses (the current

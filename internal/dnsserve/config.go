@@ -105,6 +105,10 @@ type Config struct {
 	// arrived, so a client sending a byte at a time cannot hold a
 	// connection (slow-loris). Default 2s.
 	TCPQueryTimeout time.Duration
+
+	// DNSSEC signs the zone when set (see Signing); nil serves it
+	// unsigned. Prepare may add, change or remove it.
+	DNSSEC *Signing
 }
 
 // Records are the address RRsets of one owner name. At least one address is

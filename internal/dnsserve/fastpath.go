@@ -3,6 +3,8 @@ package dnsserve
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/miekg/dns"
 )
 
 // The fast path: a plain query (one IN question, at most an EDNS(0) OPT
@@ -94,7 +96,7 @@ func parseFast(msg []byte, q *fastQuery) bool {
 		return false
 	}
 	switch q.qtype {
-	case 0, typeAXFR, typeIXFR:
+	case 0, typeAXFR, typeIXFR, dns.TypeRRSIG:
 		return false
 	}
 	q.edns = ednsInfo{}
@@ -161,24 +163,36 @@ func parseOPT(b []byte, e *ednsInfo) bool {
 }
 
 // respondFast answers q from snap's precomputed wire answers in variant
-// vi, shedding it if shed and the name and type may be shed (lookup).
+// vi, shedding it if shed and the name and type may be shed (lookup). A
+// query with the DO bit to a signed zone gets the signed answers; once the
+// snapshot's signatures have expired it gets the withdraw rcode instead,
+// like every query for a proof the snapshot did not precompute (the slow
+// path answers those).
 func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, vi int, shed bool, from netip.AddrPort, tcp bool) []byte {
 	w := snap.wire
 	lname := q.lname[:q.lnameLen]
+	do := q.edns.do && snap.signed != nil
 	var wa *wireAnswer
 	if node := w.nodes[string(lname)]; node != nil {
 		if shed && node.shed && shedType(q.qtype) {
 			wa = &w.inZone
 			s.queries.countShed(from)
 		} else {
-			wa = node.answer(q.qtype, vi)
+			wa = node.answer(q.qtype, vi, do)
 		}
 	} else if !inZoneWire(lname, w.apex) {
 		wa = &w.refused
 	} else if !snap.serving {
 		wa = &w.inZone
+	} else if do {
+		if wa = w.nxdomainDO[nxKey(w.chain.DenyWire(lname, q.qtype))]; wa == nil {
+			return s.respondSlow(out, msg, snap, vi, shed, from, tcp)
+		}
 	} else {
 		wa = &w.nxdomain
+	}
+	if do && wa != &w.refused && s.clock().Unix() >= snap.signed.expires {
+		wa = &w.inZone // never an expired signature
 	}
 
 	out = append(out[:0], msg[:headerLen]...)

@@ -3,8 +3,11 @@ package dnsserve
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/spdu/spdu-haproxy/internal/dnssec"
 )
 
 // wireAnswer is the precomputed part of a reply that follows the question:
@@ -30,39 +33,70 @@ type wireZone struct {
 	nxdomain wireAnswer // template question: the apex
 	inZone   wireAnswer // every in-zone reply while withdrawn
 	refused  wireAnswer // out of zone
+	// chain is the NSEC chain of a signed zone, nxdomainDO its NXDOMAIN
+	// answers with their proofs for the DO bit, by nxKey of the denial
+	// (template question: the apex); nil for an unsigned zone.
+	chain      *dnssec.Chain
+	nxdomainDO map[uint32]*wireAnswer
 }
 
-// wireNode holds one owner name's answers. The types whose answers depend
-// on the variant (A, AAAA, ANY, and NS for its glue) have one answer per
-// snapshot variant, by variant index (equal variants share one); SOA and
-// the NODATA of every other type are the same in all. Types other than
-// those listed get nodata.
+// nxKey is the key of an NXDOMAIN proof in wireZone.nxdomainDO.
+func nxKey(d dnssec.Denial) uint32 {
+	return uint32(d.Match)<<16 | uint32(d.Wildcard+1)
+}
+
+// wireNode holds one owner name's answers: plain, and signed (with RRSIGs
+// and NSEC proofs, for the DO bit) in a signed zone.
 type wireNode struct {
-	a, aaaa, any, ns []*wireAnswer
-	soa, nodata      *wireAnswer
-	shed             bool // its A, AAAA and ANY answers may be shed
+	plain  nodeAnswers
+	signed *nodeAnswers // nil for an unsigned zone
+	shed   bool         // its A, AAAA and ANY answers may be shed
 }
 
-// answer returns n's answer to qtype in variant vi.
-func (n *wireNode) answer(qtype uint16, vi int) *wireAnswer {
+// nodeAnswers are one owner name's answers. The types whose answers depend
+// on the variant (A, AAAA, ANY, and NS for its glue) have one answer per
+// snapshot variant, by variant index (equal variants share one); the
+// others are the same in all. A type without an answer of its own gets
+// nodata; so do dnskey and nsec when nil (an unsigned zone, a name
+// without them).
+type nodeAnswers struct {
+	a, aaaa, any, ns         []*wireAnswer
+	soa, nodata, dnskey, nsec *wireAnswer
+}
+
+// answer returns n's answer to qtype in variant vi, signed if do and the
+// zone is signed.
+func (n *wireNode) answer(qtype uint16, vi int, do bool) *wireAnswer {
+	na := &n.plain
+	if do && n.signed != nil {
+		na = n.signed
+	}
 	switch qtype {
 	case dns.TypeA:
-		return n.a[vi]
+		return na.a[vi]
 	case dns.TypeNS:
-		return n.ns[vi]
+		return na.ns[vi]
 	case dns.TypeSOA:
-		return n.soa
+		return na.soa
 	case dns.TypeAAAA:
-		return n.aaaa[vi]
+		return na.aaaa[vi]
 	case dns.TypeANY:
-		return n.any[vi]
+		return na.any[vi]
+	case dns.TypeDNSKEY:
+		if na.dnskey != nil {
+			return na.dnskey
+		}
+	case dns.TypeNSEC:
+		if na.nsec != nil {
+			return na.nsec
+		}
 	}
-	return n.nodata
+	return na.nodata
 }
 
-// buildWire precomputes every answer of snap with lookup, so the fast path
-// answers exactly what the slow path would. Each distinct variant is
-// packed once.
+// buildWire precomputes every answer of snap with lookup (and, signed,
+// signDecision), so the fast path answers exactly what the slow path
+// would. Each distinct variant is packed once.
 func buildWire(snap *snapshot) (*wireZone, error) {
 	z := snap.zone
 	apex := make([]byte, maxNameLen)
@@ -78,10 +112,15 @@ func buildWire(snap *snapshot) (*wireZone, error) {
 	if !snap.serving {
 		return w, nil
 	}
-	if w.nxdomain, err = packAnswer(z.origin, decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}); err != nil {
+	nx := decision{authority: snap.soa, rcode: dns.RcodeNameError, aa: true}
+	if w.nxdomain, err = packAnswer(z.origin, nx); err != nil {
 		return nil, err
 	}
-	nv := len(snap.variants)
+	if snap.signed != nil {
+		if err := buildNXDomainDO(w, snap, nx); err != nil {
+			return nil, err
+		}
+	}
 	w.nodes = make(map[string]*wireNode, len(z.nodes))
 	for name := range z.nodes {
 		key := make([]byte, maxNameLen)
@@ -89,38 +128,122 @@ func buildWire(snap *snapshot) (*wireZone, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pack owner %s: %w", name, err)
 		}
-		node := &wireNode{a: make([]*wireAnswer, nv), aaaa: make([]*wireAnswer, nv), any: make([]*wireAnswer, nv), ns: make([]*wireAnswer, nv),
-			shed: z.nodes[name].shed}
-		pack := func(v *variant, qtype uint16) (*wireAnswer, error) {
-			wa, err := packAnswer(name, lookup(snap, v, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}, false))
-			wa.ptrs = nil // the question always has the owner's length
-			return &wa, err
-		}
-		if node.soa, err = pack(snap.variants[0], dns.TypeSOA); err != nil {
+		node := &wireNode{shed: z.nodes[name].shed}
+		if node.plain, err = nodeWire(snap, name, false); err != nil {
 			return nil, err
 		}
-		if node.nodata, err = pack(snap.variants[0], dns.TypeTXT); err != nil {
-			return nil, err
-		}
-		done := make(map[*variant]int, nv) // variant -> the index packed for it
-		for vi, v := range snap.variants {
-			if first, ok := done[v]; ok {
-				node.a[vi], node.aaaa[vi], node.any[vi], node.ns[vi] = node.a[first], node.aaaa[first], node.any[first], node.ns[first]
-				continue
+		if snap.signed != nil {
+			signed, err := nodeWire(snap, name, true)
+			if err != nil {
+				return nil, err
 			}
-			done[v] = vi
-			for _, t := range []struct {
-				qtype uint16
-				dst   []*wireAnswer
-			}{{dns.TypeA, node.a}, {dns.TypeAAAA, node.aaaa}, {dns.TypeANY, node.any}, {dns.TypeNS, node.ns}} {
-				if t.dst[vi], err = pack(v, t.qtype); err != nil {
-					return nil, err
-				}
-			}
+			node.signed = &signed
 		}
 		w.nodes[string(key[:kn])] = node
 	}
 	return w, nil
+}
+
+// nodeWire packs the answers of the existing name, signed if signed.
+func nodeWire(snap *snapshot, name string, signed bool) (nodeAnswers, error) {
+	nv := len(snap.variants)
+	na := nodeAnswers{a: make([]*wireAnswer, nv), aaaa: make([]*wireAnswer, nv), any: make([]*wireAnswer, nv), ns: make([]*wireAnswer, nv)}
+	pack := func(v *variant, qtype uint16) (*wireAnswer, error) {
+		d := lookup(snap, v, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}, false)
+		if signed {
+			d = snap.signed.signDecision(v, name, qtype, d)
+		}
+		wa, err := packAnswer(name, d)
+		wa.ptrs = nil // the question always has the owner's length
+		return &wa, err
+	}
+	var err error
+	v0 := snap.variants[0]
+	if na.soa, err = pack(v0, dns.TypeSOA); err != nil {
+		return na, err
+	}
+	if na.nodata, err = pack(v0, dns.TypeTXT); err != nil {
+		return na, err
+	}
+	if snap.signed != nil {
+		if name == snap.zone.origin {
+			if na.dnskey, err = pack(v0, dns.TypeDNSKEY); err != nil {
+				return na, err
+			}
+		}
+		if snap.signed.nsec[name] != nil {
+			if na.nsec, err = pack(v0, dns.TypeNSEC); err != nil {
+				return na, err
+			}
+		}
+	}
+	done := make(map[*variant]int, nv) // variant -> the index packed for it
+	for vi, v := range snap.variants {
+		if first, ok := done[v]; ok {
+			na.a[vi], na.aaaa[vi], na.any[vi], na.ns[vi] = na.a[first], na.aaaa[first], na.any[first], na.ns[first]
+			continue
+		}
+		done[v] = vi
+		for _, t := range []struct {
+			qtype uint16
+			dst   []*wireAnswer
+		}{{dns.TypeA, na.a}, {dns.TypeAAAA, na.aaaa}, {dns.TypeANY, na.any}, {dns.TypeNS, na.ns}} {
+			if t.dst[vi], err = pack(v, t.qtype); err != nil {
+				return na, err
+			}
+		}
+	}
+	return na, nil
+}
+
+// buildNXDomainDO packs the signed NXDOMAIN answers of every proof a name
+// that does not exist can need: for each existing name E (the closest
+// encloser), the wildcard "*.E" is covered by one NSEC, and a missing name
+// below E by one of the NSEC records from E's to the last of E's
+// descendants (RFC 4035 section 3.1.3.2). The question of the template is
+// the apex, as for the unsigned NXDOMAIN.
+func buildNXDomainDO(w *wireZone, snap *snapshot, nx decision) error {
+	ss := snap.signed
+	w.chain = ss.chain
+	w.nxdomainDO = map[uint32]*wireAnswer{}
+	n := ss.chain.Len()
+	for name := range snap.zone.nodes {
+		wname, _ := wireLower(name)
+		star, _ := wireLower("*." + name)
+		wc := ss.chain.Cover(star)
+		first := ss.chain.Cover(wname)
+		for i := first; ; i = (i + 1) % n {
+			d := dnssec.Denial{Result: dnssec.NXDomain, Match: i, Wildcard: wc}
+			if d.Wildcard == d.Match {
+				d.Wildcard = -1
+			}
+			if _, ok := w.nxdomainDO[nxKey(d)]; !ok {
+				sd := nx
+				sd.authority = ss.withSigs(nil, nx.authority)
+				for _, rr := range ss.chain.Proof(d) {
+					sd.authority = append(sd.authority, rr)
+					sd.authority = append(sd.authority, ss.shared[rrKey{rr.Header().Name, dns.TypeNSEC}]...)
+				}
+				wa, err := packAnswer(snap.zone.origin, sd)
+				if err != nil {
+					return err
+				}
+				w.nxdomainDO[nxKey(d)] = &wa
+			}
+			next := (i + 1) % n
+			if next == 0 || !dns.IsSubDomain(name, ss.chain.NSEC(next).Hdr.Name) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// wireLower returns name (a valid FQDN) in lower-case wire format.
+func wireLower(name string) ([]byte, error) {
+	b := make([]byte, maxNameLen)
+	n, err := dns.PackDomainName(strings.ToLower(name), b, 0, nil, false)
+	return b[:n], err
 }
 
 // packAnswer packs the sections of d as a reply to a question for qname and

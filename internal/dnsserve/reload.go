@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -77,6 +78,21 @@ func (s *Server) Prepare(cfg Config) (*Plan, error) {
 	}
 	if len(cfg.Listen) == 0 {
 		return nil, errors.New("config Listen: no address")
+	}
+	if z.sign != nil {
+		// Sign the answers in force once with the new keys, on a signer of
+		// its own, so that keys that cannot sign fail the reload instead of
+		// withdrawing the zone at Apply.
+		s.setMu.Lock()
+		a := s.answers
+		s.setMu.Unlock()
+		if a.Refuse {
+			a = Answers{}
+		}
+		var made atomic.Uint64
+		if _, err := buildSnapshot(z, a, 1, newSigner(z.sign, &made), s.clock()); err != nil {
+			return nil, fmt.Errorf("config DNSSEC: %w", err)
+		}
 	}
 	p := &Plan{s: s, zone: z, opts: opts, cookieFile: cfg.CookieSecretFile, listen: slices.Clone(cfg.Listen)}
 	s.mu.Lock()
@@ -151,8 +167,13 @@ func (s *Server) Apply(p *Plan) {
 	}
 	p.used = true
 	s.setMu.Lock()
+	if p.zone.sign.fingerprint() != s.zone.sign.fingerprint() {
+		s.signer = newSigner(p.zone.sign, &s.dnssecStats.signed)
+	} else if s.signer != nil {
+		s.signer.zs = p.zone.sign // same keys and validity: the cache stays good
+	}
 	s.zone = p.zone
-	s.publishLocked(s.answers, true)
+	s.publishLocked(s.answers, true, false) //nolint:errcheck // a signing failure withdraws and is logged; Apply cannot fail
 	s.applyOptionsLocked(p)
 	s.setMu.Unlock()
 	if p.moved {

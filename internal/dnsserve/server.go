@@ -44,6 +44,13 @@ type Server struct {
 	// queries counts answered queries (QueryStats).
 	queries queryCounters
 
+	// signer signs the zone's snapshots (nil when unsigned) and
+	// dnssecStats counts; resignWake tells the re-signing loop that a new
+	// snapshot was published. signer is guarded by setMu.
+	signer      *signer
+	dnssecStats dnssecCounters
+	resignWake  chan struct{}
+
 	// snap is the current state; queries only Load it.
 	snap atomic.Pointer[snapshot]
 
@@ -82,15 +89,17 @@ func New(logger zerolog.Logger, cfg Config) (*Server, error) {
 		return nil, errors.New("config Listen: no address")
 	}
 	s := &Server{
-		log:      logger.With().Str("component", "dnsserve").Str("zone", z.origin).Logger(),
-		zone:     z,
-		answers:  Answers{Refuse: true},
-		opts:     opts,
-		clock:    time.Now,
-		batchUDP: udpBatchSupported,
-		stopping: make(chan struct{}),
-		listen:   slices.Clone(cfg.Listen),
+		log:        logger.With().Str("component", "dnsserve").Str("zone", z.origin).Logger(),
+		zone:       z,
+		answers:    Answers{Refuse: true},
+		opts:       opts,
+		clock:      time.Now,
+		batchUDP:   udpBatchSupported,
+		stopping:   make(chan struct{}),
+		listen:     slices.Clone(cfg.Listen),
+		resignWake: make(chan struct{}, 1),
 	}
+	s.signer = newSigner(z.sign, &s.dnssecStats.signed)
 	s.answersKey = s.answers.key()
 	s.live.Store(&liveOptions{opts: opts, cookieFile: cfg.CookieSecretFile, cookies: newCookieSigner(opts.cookieSecret), rrl: newLimiter(opts.rrl, time.Now())})
 	s.conns = connSet{max: opts.tcpMaxConns, conns: make(map[*tcpConn]struct{})}
@@ -208,6 +217,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.serve(b)
 	}
 	s.mu.Unlock()
+	var bg sync.WaitGroup
+	bg.Go(func() { s.resignLoop(s.stopping) })
+	defer bg.Wait()
 
 	var err error
 	select {

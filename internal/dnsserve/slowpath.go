@@ -79,6 +79,14 @@ func (s *Server) respondSlow(out, msg []byte, snap *snapshot, vi int, shed bool,
 	if d.shed {
 		s.queries.countShed(from)
 	}
+	if opt := req.IsEdns0(); opt != nil && opt.Do() && snap.signed != nil && d.aa && req.Question[0].Qclass == dns.ClassINET {
+		if s.clock().Unix() >= snap.signed.expires {
+			d = decision{rcode: snap.zone.withdraw} // never an expired signature
+		} else {
+			q := req.Question[0]
+			d = snap.signed.signDecision(v, strings.ToLower(q.Name), q.Qtype, d)
+		}
+	}
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true

@@ -45,6 +45,8 @@ type zone struct {
 	// in NS order, whose addresses go in additional with it (glue).
 	apexNS  []dns.RR
 	nsHosts []string
+	// sign is the DNSSEC configuration; nil for an unsigned zone.
+	sign *zoneSigning
 }
 
 // node is one existing owner name.
@@ -118,6 +120,9 @@ func buildZone(cfg Config) (*zone, error) {
 	}
 	z.apexNS = slices.Clip(z.apexNS)
 	slices.Sort(z.services)
+	if z.sign, err = resolveSigning(cfg.DNSSEC, origin); err != nil {
+		return nil, err
+	}
 	return z, nil
 }
 

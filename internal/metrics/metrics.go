@@ -55,6 +55,13 @@ type DNS struct {
 	// Shed counts queries answered with the withdraw rcode by load
 	// shedding (self mode).
 	Shed uint64
+	// DNSSECExpires is when the earliest signature served expires (zero:
+	// none served); DNSSECSigned counts RRsets signed, DNSSECErrors the
+	// signing passes that failed; DNSSECFailing is true while the zone
+	// cannot be signed and answers the withdraw rcode.
+	DNSSECExpires              time.Time
+	DNSSECSigned, DNSSECErrors uint64
+	DNSSECFailing              bool
 }
 
 // Peer is one peer site's probe state, read at each scrape (pool mode).
@@ -84,6 +91,7 @@ type Collector struct {
 	polls, pollErrors, pollDuration, staleness    *prometheus.Desc
 	drained, weight, utilization, shedFraction    *prometheus.Desc
 	queries, rateLimited, dnsShed                 *prometheus.Desc
+	sigExpiry, signed, signErrors, signFailing    *prometheus.Desc
 	peerUp, peerLatency, peerCapacity             *prometheus.Desc
 }
 
@@ -109,6 +117,10 @@ func NewCollector(site func() Site, dns func() DNS) *Collector {
 		utilization:  d("spdu_site_utilization", "The site's load from HAProxy's counters at the last successful poll, 1 = at capacity (README, Load shedding)."),
 		shedFraction: d("spdu_shed_fraction", "Fraction of new clients the site sends to other sites, 0 to 1: the controller's or the operator's, whichever is higher."),
 		dnsShed:      d("spdu_dns_shed_total", "DNS queries for the service names answered with the withdraw rcode by load shedding."),
+		sigExpiry:    d("spdu_dnssec_signature_expiry_timestamp_seconds", "When the earliest DNSSEC signature served expires, seconds since the epoch (0 while none is served)."),
+		signed:       d("spdu_dnssec_signatures_total", "RRsets signed (re-signing included), one RRSIG per own key each."),
+		signErrors:   d("spdu_dnssec_sign_errors_total", "Signing passes that failed."),
+		signFailing:  d("spdu_dnssec_failing", "1 while the zone cannot be signed and answers the withdraw rcode."),
 		queries:      d("spdu_dns_queries_total", "DNS queries answered, by transport, query type and rcode.", "transport", "type", "rcode"),
 		rateLimited:  d("spdu_dns_ratelimited_total", "DNS responses dropped or truncated by response rate limiting.", "action"),
 		peerUp:       d("spdu_peer_up", "1 while a peer site's probe passes (after rise and fall).", "peer"),
@@ -127,7 +139,7 @@ func (c *Collector) WithPeers(peers func() []Peer) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.serving, c.timeInState, c.usable, c.total, c.required, c.polls,
 		c.pollErrors, c.pollDuration, c.staleness, c.drained, c.weight, c.utilization, c.shedFraction,
-		c.queries, c.rateLimited, c.dnsShed,
+		c.queries, c.rateLimited, c.dnsShed, c.sigExpiry, c.signed, c.signErrors, c.signFailing,
 		c.peerUp, c.peerLatency, c.peerCapacity} {
 		ch <- d
 	}
@@ -173,6 +185,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.rateLimited, v, action)
 		}
 		counter(c.dnsShed, d.Shed)
+		expiry := 0.0
+		if !d.DNSSECExpires.IsZero() {
+			expiry = float64(d.DNSSECExpires.Unix())
+		}
+		gauge(c.sigExpiry, expiry)
+		counter(c.signed, d.DNSSECSigned)
+		counter(c.signErrors, d.DNSSECErrors)
+		gauge(c.signFailing, b2f(d.DNSSECFailing))
 	}
 	if c.peers != nil {
 		for _, p := range c.peers() {

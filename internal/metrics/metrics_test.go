@@ -24,9 +24,10 @@ func TestCollector(t *testing.T) {
 			Weights: map[string]int{"s1": 100, "s2": 40}, Utilization: 0.85, Shed: 0.25}
 	}, func() DNS {
 		return DNS{
-			Queries:     map[QueryKey]uint64{{"udp", "A", "NOERROR"}: 7, {"tcp", "AAAA", "REFUSED"}: 1},
-			RateLimited: map[string]uint64{"slip": 3, "drop": 4},
-			Shed:        9,
+			Queries:       map[QueryKey]uint64{{"udp", "A", "NOERROR"}: 7, {"tcp", "AAAA", "REFUSED"}: 1},
+			RateLimited:   map[string]uint64{"slip": 3, "drop": 4},
+			Shed:          9,
+			DNSSECExpires: t0.Add(14 * 24 * time.Hour), DNSSECSigned: 21, DNSSECErrors: 1,
 		}
 	})
 	c.now = func() time.Time { return t0 }
@@ -83,6 +84,18 @@ spdu_dns_ratelimited_total{action="slip"} 3
 # HELP spdu_dns_shed_total DNS queries for the service names answered with the withdraw rcode by load shedding.
 # TYPE spdu_dns_shed_total counter
 spdu_dns_shed_total 9
+# HELP spdu_dnssec_signature_expiry_timestamp_seconds When the earliest DNSSEC signature served expires, seconds since the epoch (0 while none is served).
+# TYPE spdu_dnssec_signature_expiry_timestamp_seconds gauge
+spdu_dnssec_signature_expiry_timestamp_seconds 1.7967312e+09
+# HELP spdu_dnssec_signatures_total RRsets signed (re-signing included), one RRSIG per own key each.
+# TYPE spdu_dnssec_signatures_total counter
+spdu_dnssec_signatures_total 21
+# HELP spdu_dnssec_sign_errors_total Signing passes that failed.
+# TYPE spdu_dnssec_sign_errors_total counter
+spdu_dnssec_sign_errors_total 1
+# HELP spdu_dnssec_failing 1 while the zone cannot be signed and answers the withdraw rcode.
+# TYPE spdu_dnssec_failing gauge
+spdu_dnssec_failing 0
 # HELP spdu_peer_up 1 while a peer site's probe passes (after rise and fall).
 # TYPE spdu_peer_up gauge
 spdu_peer_up{peer="beta"} 1

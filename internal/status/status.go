@@ -84,8 +84,26 @@ type Detail struct {
 	// Shed is load shedding: the site's utilization and the fraction of
 	// new clients it sends elsewhere.
 	Shed Shed `json:"shed"`
+	// DNSSEC is the zone's signing state; absent when it is unsigned.
+	DNSSEC *DNSSEC `json:"dnssec,omitempty"`
 	// Servers are the backend's servers at the last successful poll.
 	Servers []Server `json:"servers"`
+}
+
+// DNSSEC is the signing state of the zone (dnsserve.DNSSECState).
+type DNSSEC struct {
+	// Expires is when the earliest signature served expires; absent while
+	// none is served.
+	Expires time.Time `json:"expires,omitzero"`
+	// Signatures counts RRsets signed since start; Errors the signing
+	// passes that failed, LastError the latest failure ("" once signing
+	// works again).
+	Signatures uint64 `json:"signatures"`
+	Errors     uint64 `json:"errors"`
+	LastError  string `json:"last_error,omitempty"`
+	// Failing is true while the zone answers the withdraw rcode because it
+	// cannot be signed.
+	Failing bool `json:"failing"`
 }
 
 // Shed is site.Load in the document.
@@ -144,6 +162,8 @@ type Input struct {
 	// DNSServing and Serial are the DNS server's state.
 	DNSServing bool
 	Serial     uint32
+	// DNSSEC is the signing state; nil for an unsigned zone.
+	DNSSEC *DNSSEC
 }
 
 // Build returns the full document of a site snapshot.
@@ -154,7 +174,7 @@ func Build(in Input, snap *site.Snapshot) Document {
 		Reason: h.Reason, Since: h.Since, Usable: h.Usable, Total: h.Total, Required: h.Required,
 		LastError: h.LastError, Polls: snap.Polls,
 		Drain:     Drain{Active: snap.Drain.Active, Reason: snap.Drain.Reason, Since: snap.Drain.Since, Servers: snap.Drain.Servers},
-		AgentMode: in.AgentMode, Algo: snap.Stats.Algo, StaticAlgo: snap.StaticAlgo, Servers: []Server{},
+		AgentMode: in.AgentMode, Algo: snap.Stats.Algo, StaticAlgo: snap.StaticAlgo, Servers: []Server{}, DNSSEC: in.DNSSEC,
 		Shed: Shed{Utilization: snap.Load.Utilization, Signal: snap.Load.Signal, Average: snap.Load.Average, Fraction: snap.Load.Shed, Auto: snap.Load.Auto,
 			Manual: snap.Load.Manual.Fraction, ManualReason: snap.Load.Manual.Reason, ManualUntil: snap.Load.Manual.Until},
 	}

@@ -17,8 +17,18 @@ func (st Document) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "site %s: %s since %s\n  reason: %s\n", st.Site, map[bool]string{true: "SERVING", false: "WITHDRAWN"}[st.Serving],
 		st.Since.Format(time.RFC3339), st.Reason)
-	if st.DNSServing != st.Serving {
+	switch k := st.DNSSEC; {
+	case k != nil && k.Failing:
+		fmt.Fprintf(w, "  dns: WITHDRAWN, the zone cannot be signed: %s\n", k.LastError)
+	case st.DNSServing != st.Serving:
 		fmt.Fprintf(w, "  dns: serving=%v (dry-run)\n", st.DNSServing)
+	}
+	if k := st.DNSSEC; k != nil && !k.Failing {
+		fmt.Fprintf(w, "  dnssec: signed, %d signatures made, earliest expiry %s", k.Signatures, k.Expires.Format(time.RFC3339))
+		if k.LastError != "" {
+			fmt.Fprintf(w, "; re-signing failed: %s", k.LastError)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  servers: %d of %d usable, %d needed; capacity offered to peers %.2f\n", st.Usable, st.Total, st.Required, st.Capacity)
 	if st.LastError != "" {
