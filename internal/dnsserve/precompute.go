@@ -60,7 +60,7 @@ type wireNode struct {
 // nodata; so do dnskey and nsec when nil (an unsigned zone, a name
 // without them).
 type nodeAnswers struct {
-	a, aaaa, any, ns         []*wireAnswer
+	a, aaaa, any, ns          []*wireAnswer
 	soa, nodata, dnskey, nsec *wireAnswer
 }
 
