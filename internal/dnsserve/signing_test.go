@@ -399,3 +399,39 @@ func TestSigningChecks(t *testing.T) {
 		t.Errorf("SetAnswers with sets of different types: %v", err)
 	}
 }
+
+// TestSignedTruncation: a DNSKEY RRset too large for 1232 bytes with its
+// RRSIG gets TC over UDP, and the whole signed RRset over TCP.
+func TestSignedTruncation(t *testing.T) {
+	own, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []*dnssec.Key
+	for range 16 {
+		p, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Signer = nil
+		peers = append(peers, p)
+	}
+	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.DNSSEC = &Signing{Keys: ks}
+	_, udp, tcp := startServer(t, cfg, true)
+	m := query(testZone, dns.TypeDNSKEY)
+	m.SetEdns0(1232, true)
+	r := exchange(t, "udp", udp, m)
+	if !r.Truncated || len(r.Answer) != 0 {
+		t.Errorf("UDP: TC %t with %d answers; want TC and nothing", r.Truncated, len(r.Answer))
+	}
+	r = exchange(t, "tcp", tcp, m)
+	if r.Truncated || len(r.Answer) != 18 {
+		t.Fatalf("TCP: TC %t with %d answers; want the 17 keys and the RRSIG", r.Truncated, len(r.Answer))
+	}
+	checkSigned(t, ks, r, time.Now(), "DNSKEY over TCP")
+}
