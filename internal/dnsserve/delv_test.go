@@ -122,3 +122,30 @@ func TestZoneTextVerifies(t *testing.T) {
 		}
 	}
 }
+
+// TestZoneTextUnstableTTL: pool answers served at the unstable TTL are
+// printed at their RRSIGs' Original TTL, so the dump still verifies.
+func TestZoneTextUnstableTTL(t *testing.T) {
+	path, err := exec.LookPath("dnssec-verify")
+	if err != nil {
+		t.Fatalf("dnssec-verify not found (%v): install the Debian package bind9-utils", err)
+	}
+	s, _ := newSignedServer(t, testKeys(t, dnssec.ED25519, true))
+	s.clock = time.Now
+	pool := poolAnswers()
+	pool.TTL = time.Second
+	if err := s.SetAnswers(pool); err != nil {
+		t.Fatal(err)
+	}
+	text := s.ZoneText()
+	if !strings.Contains(text, "; served at TTL 1\napi.pool.example.test.\t30\tIN\tA\t") {
+		t.Errorf("zone text lacks the A RRset at the Original TTL after a served-TTL comment:\n%s", text)
+	}
+	f := filepath.Join(t.TempDir(), "zone.txt")
+	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(path, "-z", "-o", testZone, f).CombinedOutput(); err != nil || !strings.Contains(string(out), "Zone fully signed") {
+		t.Errorf("dnssec-verify: %v\n%s", err, out)
+	}
+}

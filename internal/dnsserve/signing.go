@@ -498,8 +498,11 @@ func (s *Server) resignLoop(stop <-chan struct{}) {
 // (RFC 1035 section 5) in canonical order: every RRset of the first
 // answer set (pool mode hands out several orderings of the same data),
 // and in a signed zone the DNSKEY RRset, the NSEC chain and every RRSIG,
-// as dnssec-verify and kzonecheck read them. A withdrawn zone has only
-// its SOA and NS RRsets. Each record is one line.
+// as dnssec-verify and kzonecheck read them. An RRset served below its
+// RRSIGs' Original TTL (pool mode's unstable TTL) is printed at the
+// Original TTL, after a comment giving the served one, as a master file
+// must hold it. A withdrawn zone has only its SOA and NS RRsets. Each
+// record is one line.
 func (s *Server) ZoneText() string {
 	snap := s.snap.Load()
 	z := snap.zone
@@ -526,15 +529,19 @@ func (s *Server) ZoneText() string {
 			case name == z.origin && t == dns.TypeNS:
 				rrs = z.apexNS
 			}
-			for _, rr := range rrs {
+			var sigs []dns.RR
+			if snap.signed != nil && len(rrs) > 0 {
+				sigs = snap.signed.sigsOf(v, name, t)
+			}
+			// A master file holds an RRset at the Original TTL of its
+			// RRSIGs (RFC 4034 section 3.1.4); the served TTL may be lower.
+			if len(sigs) > 0 && rrs[0].Header().Ttl != sigs[0].(*dns.RRSIG).OrigTtl {
+				fmt.Fprintf(&b, "; served at TTL %d\n", rrs[0].Header().Ttl)
+				rrs, sigs = withTTL(rrs, sigs[0].(*dns.RRSIG).OrigTtl), withTTL(sigs, sigs[0].(*dns.RRSIG).OrigTtl)
+			}
+			for _, rr := range append(slices.Clip(rrs), sigs...) {
 				b.WriteString(rr.String())
 				b.WriteByte('\n')
-			}
-			if snap.signed != nil && len(rrs) > 0 {
-				for _, sig := range snap.signed.sigsOf(v, name, t) {
-					b.WriteString(sig.String())
-					b.WriteByte('\n')
-				}
 			}
 		}
 	}
