@@ -35,8 +35,19 @@ cache.clear()
 trust_anchors.remove('.')
 policy.add(policy.all(policy.FLAGS({'ALLOW_LOCAL'})))
 `, level, o.IP, port, o.IP, hints, filepath.Join(dir, "cache"))
+	// One trust_anchors.add() per zone with all its DS records: kresd 5.6
+	// logs "extending previously set trust anchors" on a second add() for
+	// a zone but keeps only the second call's records.
+	var owners []string
+	byOwner := map[string][]string{}
 	for _, ds := range o.TrustAnchors {
-		fmt.Fprintf(&b, "trust_anchors.add('%s DS %s')\n", ds.Hdr.Name, dsText(ds))
+		if byOwner[ds.Hdr.Name] == nil {
+			owners = append(owners, ds.Hdr.Name)
+		}
+		byOwner[ds.Hdr.Name] = append(byOwner[ds.Hdr.Name], fmt.Sprintf("%s DS %s", ds.Hdr.Name, dsText(ds)))
+	}
+	for _, owner := range owners {
+		fmt.Fprintf(&b, "trust_anchors.add([[\n%s\n]])\n", strings.Join(byOwner[owner], "\n"))
 	}
 	return b.String()
 }
