@@ -129,9 +129,12 @@ msg_size() {
 
 # run_dnsperf PORT QUERYFILE EDNS OUT: one dnsperf run of $SECONDS seconds
 # with the shared settings $DNSPERF_OPTS, pinned to core 0; its output in OUT.
+# EDNS is 0 (no OPT record), 1 (-e: EDNS0) or do (-D: EDNS0 with the DNSSEC
+# OK bit).
 run_dnsperf() {
   local port=$1 file=$2 edns=$3 out=$4 e=()
   [ "$edns" = 1 ] && e=(-e)
+  [ "$edns" = do ] && e=(-D)
   # shellcheck disable=SC2086 # DNSPERF_OPTS is a list of options
   "${CORE0[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" $DNSPERF_OPTS "${e[@]}" >"$out" 2>&1
 }
