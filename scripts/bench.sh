@@ -4,7 +4,8 @@
 # what is missing (dnsperf, knot, nsd, gdnsd, haproxy, bind9-dnsutils,
 # procps) and builds bin/.
 #
-#   scripts/bench.sh [all]  idle, dns, dnssec, then poll (default)
+#   scripts/bench.sh [all]  idle, dns, dnssec, then poll (default; the Go
+#                           benchmarks of dnssec run first)
 #   scripts/bench.sh dns    DNS load: spdu-haproxy (behind a real local site),
 #                           Knot DNS, NSD and gdnsd with the same zone, 4 query
 #                           mixes, BENCH_ROUNDS rounds of BENCH_SECONDS per run
@@ -12,11 +13,11 @@
 #                           mixed: spdu-haproxy unsigned, spdu-haproxy signed
 #                           (a key from `spdu-haproxy keygen`, [dnssec] keys)
 #                           and Knot signing the zone itself, BENCH_ROUNDS
-#                           rounds of BENCH_SECONDS per run; then the Go
-#                           benchmarks of signing and of signed answers
-#                           (internal/dnsserve: BenchmarkSignSwitch,
-#                           BenchmarkRespondSigned, BenchmarkRespond) with
-#                           -benchtime BENCH_GO_BENCHTIME
+#                           rounds of BENCH_SECONDS per run; before any
+#                           server starts, the Go benchmarks of signing and
+#                           of signed answers (internal/dnsserve:
+#                           BenchmarkSignSwitch, BenchmarkRespondSigned,
+#                           BenchmarkRespond), -benchtime BENCH_GO_BENCHTIME
 #   scripts/bench.sh idle   the daemon's CPU with an idle zone, polling
 #                           HAProxy every 500 ms, over BENCH_IDLE_SECONDS
 #   scripts/bench.sh poll   the Go poll-cost benchmark, 1,000 and 10,000
@@ -325,9 +326,8 @@ delv_check() {
 
 # part_dnssec runs the signed load: the dnsperf runs with the DO bit against
 # spdu-haproxy unsigned (the daemon of the dns part), spdu-haproxy signed
-# and Knot signed, and writes its table to $work/dnssec-load.md;
-# part_dnssec_go (run once the servers are stopped) adds the Go benchmarks
-# and writes the section.
+# and Knot signed; and writes the dnssec section of $OUT, its table and the
+# Go benchmarks of dnssec_go (run earlier, before any server started).
 part_dnssec() {
   local round mix server i machine
   start_spdu_signed "$(server_port spdu-signed)"
@@ -376,29 +376,31 @@ part_dnssec() {
     echo "Command: \`BENCH_SECONDS=$SECONDS_PER_RUN BENCH_ROUNDS=$ROUNDS scripts/bench.sh dnssec\` (also part of \`all\`)."
     echo
   } >"$work/dnssec-load.md"
-  echo "bench: signed load done"
+  {
+    echo
+    echo "## DNSSEC"
+    echo
+    echo "### Signed load"
+    echo
+    cat "$work/dnssec-load.md"
+    echo "Targets (issue 13): spdu-signed at least 0.9 of spdu-haproxy unsigned and at least 1.0 of knot-signed, in queries / CPU-s."
+    echo
+    cat "$work/dnssec-go.md"
+  } >"$work/dnssec.md"
+  write_doc "$OUT" dnssec "$work/dnssec.md"
+  echo "bench: wrote the DNSSEC section of $OUT"
 }
 
-# part_dnssec_go runs the Go benchmarks of signing and of signed answers
-# and writes the dnssec section of $OUT, with the load table of
-# part_dnssec when it ran.
-part_dnssec_go() {
+# dnssec_go runs the Go benchmarks of signing and of signed answers, before
+# any server starts (a quiet machine; the load average at start is in the
+# machine line), into $work/dnssec-go.md for part_dnssec.
+dnssec_go() {
   local machine
   machine=$(machine_line)
   echo "bench: go test ./internal/dnsserve -run '^\$' -bench '^Benchmark(SignSwitch|RespondSigned|Respond)\$' -benchtime $GO_BENCHTIME"
   go test ./internal/dnsserve -run '^$' -bench '^Benchmark(SignSwitch|RespondSigned|Respond)$' -benchtime "$GO_BENCHTIME" -count 1 2>&1 | tee "$work/signgo.out"
   grep -q '^ok' "$work/signgo.out" || { echo "bench: the signing benchmarks failed" >&2; return 1; }
   {
-    echo
-    echo "## DNSSEC"
-    echo
-    if [ -f "$work/dnssec-load.md" ]; then
-      echo "### Signed load"
-      echo
-      cat "$work/dnssec-load.md"
-      echo "Targets (issue 13): spdu-signed at least 0.9 of spdu-haproxy unsigned and at least 1.0 of knot-signed, in queries / CPU-s."
-      echo
-    fi
     echo "### Signing and signed answers in process"
     echo
     echo "$machine"
@@ -413,9 +415,7 @@ part_dnssec_go() {
     echo
     respond_table "$work/signgo.out"
     echo
-  } >"$work/dnssec.md"
-  write_doc "$OUT" dnssec "$work/dnssec.md"
-  echo "bench: wrote the DNSSEC section of $OUT"
+  } >"$work/dnssec-go.md"
 }
 
 part_idle() {
@@ -482,26 +482,24 @@ case $part in
   dnssec)
     install_missing
     build
+    dnssec_go
     : >"$work/results"
     start_site "$(server_port spdu-haproxy)"
     echo "bench: spdu-haproxy answers; work dir $work"
     part_dnssec
     stop_all
-    part_dnssec_go
     ;;
   *)
     install_missing
     build
+    if [ "$part" = all ]; then dnssec_go; fi
     start_servers
     echo "bench: all four servers answer; work dir $work"
     [ "$part" = dns ] || part_idle
     [ "$part" = idle ] || part_dns
     if [ "$part" = all ]; then part_dnssec; fi
     stop_all
-    if [ "$part" = all ]; then
-      part_poll
-      part_dnssec_go
-    fi
+    [ "$part" = all ] && part_poll
     ;;
 esac
 echo "bench: done; see $OUT"

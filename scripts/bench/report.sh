@@ -294,10 +294,10 @@ below; the tables further down are the measurements of the last run.
   same site serving the zone signed (`[dnssec] keys`: one ECDSAP256SHA256
   key from `spdu-haproxy keygen`) and Knot signing the zone itself
   (`dnssec-signing: on`, one ECDSAP256SHA256 key, NSEC), rounds and pinning
-  as above; `delv` checks both signed servers' answers first. Then the Go
-  benchmarks of internal/dnsserve: `BenchmarkSignSwitch` (one whole
-  `SetAnswers` at a pool switch, signing included) and
-  `BenchmarkRespondSigned` (a DO query answered in process).
+  as above; `delv` checks both signed servers' answers first. Before any
+  server starts, the Go benchmarks of internal/dnsserve:
+  `BenchmarkSignSwitch` (one whole `SetAnswers` at a pool switch, signing
+  included) and `BenchmarkRespondSigned` (a DO query answered in process).
 - **Poll cost.** `go test ./internal/bench -run '^$' -bench PollCost`
   starts a real HAProxy with a generated backend of 1,000 or 10,000 servers
   (HTTP checks once an hour against a local frontend, so every server is UP)
