@@ -34,7 +34,9 @@
 # BENCH_OUT (docs/benchmarks.md), BENCH_SPDU_BIN (a prebuilt spdu-haproxy to
 # measure instead of building bin/spdu-haproxy), BENCH_SPDU_TOML (TOML lines
 # appended to the daemon's configuration; default `[dns.rrl]` `rate = 0`,
-# response rate limiting off).
+# response rate limiting off), BENCH_QUIET (unset; a load average such as
+# 0.5: before each measured part wait until the 1-minute load average is
+# below it, polling every 30 s, at most BENCH_QUIET_WAIT seconds, 1200).
 # With the defaults `all` takes about 11 minutes: 48 dnsperf runs of 8 s
 # (dns), 18 more (dnssec), 20 s idle, about 30 s of poll benchmark and 50 s
 # of signing benchmarks, plus set-up. Everything listens on 127.0.0.1 only
@@ -229,6 +231,7 @@ one_run() {
 
 part_dns() {
   local round mix server i machine
+  wait_quiet
   machine=$(machine_line)
   write_queries
   check_answers
@@ -333,6 +336,7 @@ part_dnssec() {
   start_spdu_signed "$(server_port spdu-signed)"
   start_knot_signed "$(server_port knot-signed)"
   echo "bench: both signed servers answer"
+  wait_quiet
   machine=$(machine_line)
   write_queries
   check_signed
@@ -373,7 +377,7 @@ part_dnssec() {
     echo
     signed_sizes_table "$work/signed-sizes"
     echo
-    echo "Command: \`BENCH_SECONDS=$SECONDS_PER_RUN BENCH_ROUNDS=$ROUNDS scripts/bench.sh dnssec\` (also part of \`all\`)."
+    echo "Command: \`${BENCH_QUIET:+BENCH_QUIET=$BENCH_QUIET }BENCH_SECONDS=$SECONDS_PER_RUN BENCH_ROUNDS=$ROUNDS scripts/bench.sh dnssec\` (also part of \`all\`)."
     echo
   } >"$work/dnssec-load.md"
   {
@@ -396,6 +400,7 @@ part_dnssec() {
 # machine line), into $work/dnssec-go.md for part_dnssec.
 dnssec_go() {
   local machine
+  wait_quiet
   machine=$(machine_line)
   echo "bench: go test ./internal/dnsserve -run '^\$' -bench '^Benchmark(SignSwitch|RespondSigned|Respond)\$' -benchtime $GO_BENCHTIME"
   go test ./internal/dnsserve -run '^$' -bench '^Benchmark(SignSwitch|RespondSigned|Respond)$' -benchtime "$GO_BENCHTIME" -count 1 2>&1 | tee "$work/signgo.out"
@@ -420,6 +425,7 @@ dnssec_go() {
 
 part_idle() {
   local c0 c1 h0 h1 pct hpct rss machine
+  wait_quiet
   machine=$(machine_line)
   sleep 2 # let the site settle after start-up
   c0=$(cpu_ticks "$SPDU_PID") h0=$(cpu_ticks "$HAPROXY_PID")
@@ -453,6 +459,7 @@ part_idle() {
 
 part_poll() {
   local machine
+  wait_quiet
   machine=$(machine_line)
   echo "bench: go test ./internal/bench -run '^\$' -bench PollCost (about 30 s)"
   go test ./internal/bench -run '^$' -bench PollCost -benchtime 1s -count 1 2>&1 | tee "$work/poll.out"

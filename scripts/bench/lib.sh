@@ -94,6 +94,24 @@ set_pinning() {
 
 now_ms() { date +%s%3N; }
 
+# wait_quiet: with BENCH_QUIET set (a load average, such as 0.5), waits
+# until the 1-minute load average is below it, polling every 30 s, for at
+# most BENCH_QUIET_WAIT seconds (default 1200; then it goes on and says
+# so). The load average lags: it still counts the previous part's load for
+# a minute or two. Without BENCH_QUIET it returns at once.
+wait_quiet() {
+  [ -n "${BENCH_QUIET:-}" ] || return 0
+  local deadline=$(( $(date +%s) + ${BENCH_QUIET_WAIT:-1200} ))
+  until awk -v max="$BENCH_QUIET" '{exit !($1 < max)}' /proc/loadavg; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "bench: load average $(cut -d' ' -f1 /proc/loadavg) still not below $BENCH_QUIET; measuring anyway" >&2
+      return 0
+    fi
+    echo "bench: load average $(cut -d' ' -f1 /proc/loadavg), waiting for it to drop below $BENCH_QUIET"
+    sleep 30
+  done
+}
+
 # dns_status PORT NAME TYPE: the rcode dig gets from 127.0.0.1:PORT, or
 # nothing when no answer came.
 dns_status() {
