@@ -101,14 +101,15 @@ now_ms() { date +%s%3N; }
 # a minute or two. Without BENCH_QUIET it returns at once.
 wait_quiet() {
   [ -n "${BENCH_QUIET:-}" ] || return 0
-  local deadline=$(( $(date +%s) + ${BENCH_QUIET_WAIT:-1200} ))
+  local deadline=$(( $(date +%s) + ${BENCH_QUIET_WAIT:-1200} )) left
   until awk -v max="$BENCH_QUIET" '{exit !($1 < max)}' /proc/loadavg; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    left=$(( deadline - $(date +%s) ))
+    if [ "$left" -le 0 ]; then
       echo "bench: load average $(cut -d' ' -f1 /proc/loadavg) still not below $BENCH_QUIET; measuring anyway" >&2
       return 0
     fi
     echo "bench: load average $(cut -d' ' -f1 /proc/loadavg), waiting for it to drop below $BENCH_QUIET"
-    sleep 30
+    sleep $(( left < 30 ? left : 30 ))
   done
 }
 
