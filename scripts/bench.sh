@@ -37,7 +37,7 @@
 # response rate limiting off), BENCH_QUIET (unset; a load average such as
 # 0.5: before each measured part wait until the 1-minute load average is
 # below it, polling every 30 s, at most BENCH_QUIET_WAIT seconds, 1200).
-# With the defaults `all` takes about 11 minutes: 48 dnsperf runs of 8 s
+# With the defaults `all` takes about 12 minutes (dnssec alone about 3.5): 48 dnsperf runs of 8 s
 # (dns), 18 more (dnssec), 20 s idle, about 30 s of poll benchmark and 50 s
 # of signing benchmarks, plus set-up. Everything listens on 127.0.0.1 only
 # and everything started is stopped on exit.
