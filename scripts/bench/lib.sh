@@ -94,6 +94,25 @@ set_pinning() {
 
 now_ms() { date +%s%3N; }
 
+# wait_quiet: with BENCH_QUIET set (a load average, such as 0.5), waits
+# until the 1-minute load average is below it, polling every 30 s, for at
+# most BENCH_QUIET_WAIT seconds (default 1200; then it goes on and says
+# so). The load average lags: it still counts the previous part's load for
+# a minute or two. Without BENCH_QUIET it returns at once.
+wait_quiet() {
+  [ -n "${BENCH_QUIET:-}" ] || return 0
+  local deadline=$(( $(date +%s) + ${BENCH_QUIET_WAIT:-1200} )) left
+  until awk -v max="$BENCH_QUIET" '{exit !($1 < max)}' /proc/loadavg; do
+    left=$(( deadline - $(date +%s) ))
+    if [ "$left" -le 0 ]; then
+      echo "bench: load average $(cut -d' ' -f1 /proc/loadavg) still not below $BENCH_QUIET; measuring anyway" >&2
+      return 0
+    fi
+    echo "bench: load average $(cut -d' ' -f1 /proc/loadavg), waiting for it to drop below $BENCH_QUIET"
+    sleep $(( left < 30 ? left : 30 ))
+  done
+}
+
 # dns_status PORT NAME TYPE: the rcode dig gets from 127.0.0.1:PORT, or
 # nothing when no answer came.
 dns_status() {
@@ -129,9 +148,12 @@ msg_size() {
 
 # run_dnsperf PORT QUERYFILE EDNS OUT: one dnsperf run of $SECONDS seconds
 # with the shared settings $DNSPERF_OPTS, pinned to core 0; its output in OUT.
+# EDNS is 0 (no OPT record), 1 (-e: EDNS0) or do (-D: EDNS0 with the DNSSEC
+# OK bit).
 run_dnsperf() {
   local port=$1 file=$2 edns=$3 out=$4 e=()
   [ "$edns" = 1 ] && e=(-e)
+  [ "$edns" = do ] && e=(-D)
   # shellcheck disable=SC2086 # DNSPERF_OPTS is a list of options
   "${CORE0[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$file" -l "$SECONDS_PER_RUN" $DNSPERF_OPTS "${e[@]}" >"$out" 2>&1
 }

@@ -181,3 +181,76 @@ EOF
   GDNSD_PID=$LAST_PID
   wait_noerror "$port" 20 gdnsd "$GDNSD_PID"
 }
+
+# start_spdu_signed PORT: a second spdu-haproxy behind the same site, with
+# the configuration of start_site (rate limiting included) on DNS port PORT,
+# agent port $SIGNED_AGENT_PORT and its own control socket and state file,
+# serving the zone signed: one ECDSAP256SHA256 key made by `spdu-haproxy
+# keygen` in $work/keys (the .private file mode 0600), named in [dnssec]
+# keys. Sets SPDU_SIGNED_PID and SPDU_KEY (the key's base name).
+start_spdu_signed() {
+  local port=$1 spdu_port
+  spdu_port=$(server_port spdu-haproxy)
+  mkdir -m 700 "$work/keys"
+  SPDU_KEY=$("$SPDU_BIN" keygen -zone "$ZONE." -algorithm ecdsap256sha256 -dir "$work/keys")
+  # keygen prints the base name, K<zone>+<alg>+<tag>; [dnssec] keys wants
+  # an absolute path.
+  SPDU_KEY=$work/keys/$(basename "$SPDU_KEY")
+  chmod 600 "$SPDU_KEY.private"
+  sed -e "s|\"127.0.0.1:$spdu_port\"|\"127.0.0.1:$port\"|" \
+    -e "s|\"127.0.0.1:$AGENT_PORT\"|\"127.0.0.1:$SIGNED_AGENT_PORT\"|" \
+    -e "s|$work/control.sock|$work/control-signed.sock|" \
+    -e "s|$work/state.json|$work/state-signed.json|" "$work/spdu.toml" >"$work/spdu-signed.toml"
+  printf '[dnssec]\nkeys = ["%s"]\n' "$SPDU_KEY" >>"$work/spdu-signed.toml"
+  chmod 600 "$work/spdu-signed.toml"
+  grep -q "127.0.0.1:$port" "$work/spdu-signed.toml" || { echo "bench: cannot derive the signed daemon's configuration from $work/spdu.toml" >&2; return 1; }
+  "$SPDU_BIN" check -config "$work/spdu-signed.toml" >/dev/null 2>"$work/spdu-signed.check" || {
+    echo "bench: spdu-haproxy check rejects the signed configuration: $(cat "$work/spdu-signed.check")" >&2; return 1; }
+  start_bg "$work/spdu-signed.log" "${CORE1[@]}" "$SPDU_BIN" run -config "$work/spdu-signed.toml" -log-level warn
+  SPDU_SIGNED_PID=$LAST_PID
+  wait_noerror "$port" 30 spdu-signed "$SPDU_SIGNED_PID"
+}
+
+# start_knot_signed PORT: knotd as start_knot, signing the zone itself
+# (dnssec-signing: on) with an automatic policy of one ECDSAP256SHA256 key
+# (a CSK: single-type-signing), NSEC, no CDS/CDNSKEY, its key store and
+# journal under $work/knot-signed; sets KNOT_SIGNED_PID.
+start_knot_signed() {
+  local port=$1 d=$work/knot-signed
+  mkdir -p "$d"
+  write_zone "$d/$ZONE.zone"
+  cat >"$d/knot.conf" <<EOC
+server:
+    listen: 127.0.0.1@$port
+    rundir: $d
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    identity: ""
+    version: ""
+database:
+    storage: $d
+    kasp-db: $d/keys
+policy:
+  - id: bench
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: off
+    cds-cdnskey-publish: none
+template:
+  - id: default
+    storage: $d
+    semantic-checks: off
+zone:
+  - domain: $ZONE.
+    file: $d/$ZONE.zone
+    dnssec-signing: on
+    dnssec-policy: bench
+log:
+  - target: stderr
+    any: warning
+EOC
+  start_bg "$work/knot-signed.log" "${CORE1[@]}" /usr/sbin/knotd -c "$d/knot.conf"
+  KNOT_SIGNED_PID=$LAST_PID
+  wait_noerror "$port" 20 knot-signed "$KNOT_SIGNED_PID"
+}
