@@ -60,7 +60,7 @@ func delv(t *testing.T, addr, anchors, name, qtype string) string {
 // asks a DS at the apex of the parent, which this server does not serve.)
 func TestDelvValidates(t *testing.T) {
 	for _, alg := range []uint8{dnssec.ECDSAP256SHA256, dnssec.ED25519} {
-		ks := testKeys(t, alg, true)
+		ks := testKeys(t, alg, 1)
 		cfg := testConfig()
 		cfg.DNSSEC = &Signing{Keys: ks}
 		s, udp, _ := startServer(t, cfg, true)
@@ -104,7 +104,7 @@ func TestZoneTextVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dnssec-verify not found (%v): install the Debian package bind9-utils", err)
 	}
-	ks := testKeys(t, dnssec.ECDSAP256SHA256, true)
+	ks := testKeys(t, dnssec.ECDSAP256SHA256, 1)
 	s, _ := newSignedServer(t, ks)
 	s.clock = time.Now
 	for _, ans := range []Answers{{}, poolAnswers()} {
@@ -130,7 +130,7 @@ func TestZoneTextUnstableTTL(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dnssec-verify not found (%v): install the Debian package bind9-utils", err)
 	}
-	s, _ := newSignedServer(t, testKeys(t, dnssec.ED25519, true))
+	s, _ := newSignedServer(t, testKeys(t, dnssec.ED25519, 1))
 	s.clock = time.Now
 	pool := poolAnswers()
 	pool.TTL = time.Second

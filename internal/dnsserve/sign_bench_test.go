@@ -43,24 +43,7 @@ func switchConfig() Config {
 // public keys of three peers: four keys in the DNSKEY RRset.
 func switchKeys(tb testing.TB, alg uint8) *dnssec.KeySet {
 	tb.Helper()
-	own, err := dnssec.Generate(testZone, alg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var peers []*dnssec.Key
-	for range 3 {
-		p, err := dnssec.Generate(testZone, alg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p.Signer = nil
-		peers = append(peers, p)
-	}
-	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, peers)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ks
+	return testKeys(tb, alg, 3)
 }
 
 // siteAnswers are 64 pool orderings of the first n of four sites (this
@@ -256,7 +239,7 @@ func BenchmarkRespondSigned(b *testing.B) {
 	for _, alg := range []uint8{dnssec.ECDSAP256SHA256, dnssec.ED25519} {
 		cfg := testConfig()
 		cfg.RRL.Rate = -1
-		cfg.DNSSEC = &Signing{Keys: testKeys(b, alg, false)}
+		cfg.DNSSEC = &Signing{Keys: testKeys(b, alg, 0)}
 		self, err := New(zerolog.Nop(), cfg)
 		if err != nil {
 			b.Fatal(err)

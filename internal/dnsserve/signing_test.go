@@ -17,24 +17,24 @@ import (
 // signNow is the fake clock of the signing tests.
 var signNow = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 
-// testKeys returns a key set of testZone with one own key of alg and, if
-// peer, the public key of another site.
-func testKeys(t testing.TB, alg uint8, peer bool) *dnssec.KeySet {
+// testKeys returns a key set of testZone with one own key of alg and the
+// public keys of peers other sites.
+func testKeys(t testing.TB, alg uint8, peers int) *dnssec.KeySet {
 	t.Helper()
 	own, err := dnssec.Generate(testZone, alg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var peers []*dnssec.Key
-	if peer {
+	var pub []*dnssec.Key
+	for range peers {
 		p, err := dnssec.Generate(testZone, alg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Signer = nil
-		peers = append(peers, p)
+		pub = append(pub, p)
 	}
-	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, peers)
+	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func checkSigned(t *testing.T, ks *dnssec.KeySet, r *dns.Msg, now time.Time, wha
 // free; and the unstable TTL is served under the one signature.
 func TestSignedAnswers(t *testing.T) {
 	for _, alg := range []uint8{dnssec.ECDSAP256SHA256, dnssec.ED25519} {
-		ks := testKeys(t, alg, true)
+		ks := testKeys(t, alg, 1)
 		s, now := newSignedServer(t, ks)
 		names := []string{testZone, fqdn("api"), "ApI.pOOL.example.TEST.", fqdn("v6"), fqdn("x"), fqdn("a.x"), fqdn("ns2"),
 			fqdn("nope"), "deep.nope.pool.example.test.", "b.a.x.pool.example.test.", "zzz.pool.example.test.", "0.pool.example.test."}
@@ -205,7 +205,7 @@ func TestSignedAllocs(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage counters allocate")
 	}
-	s, _ := newSignedServer(t, testKeys(t, dnssec.ECDSAP256SHA256, false))
+	s, _ := newSignedServer(t, testKeys(t, dnssec.ECDSAP256SHA256, 0))
 	out := make([]byte, 0, maxTCPReply)
 	for _, c := range []struct {
 		name  string
@@ -227,7 +227,7 @@ func TestSignedAllocs(t *testing.T) {
 // gets the withdraw rcode on both paths, never an expired RRSIG; a query
 // without DO is still answered.
 func TestSignedNeverExpired(t *testing.T) {
-	s, now := newSignedServer(t, testKeys(t, dnssec.ED25519, false))
+	s, now := newSignedServer(t, testKeys(t, dnssec.ED25519, 0))
 	exp := time.Unix(s.snap.Load().signed.expires, 0)
 	if want := signNow.Add(dnssec.DefaultValidity); !exp.Equal(want) {
 		t.Fatalf("signatures expire %s; want %s", exp, want)
@@ -269,7 +269,7 @@ func TestSignedNeverExpired(t *testing.T) {
 // a later expiration, and only for the RRsets that need it; a change of
 // answers re-signs only what changed (the SOA and the new address sets).
 func TestResign(t *testing.T) {
-	ks := testKeys(t, dnssec.ECDSAP256SHA256, false)
+	ks := testKeys(t, dnssec.ECDSAP256SHA256, 0)
 	s, now := newSignedServer(t, ks)
 	first := s.snap.Load().signed
 	made := s.DNSSECState().Signed
@@ -377,7 +377,7 @@ func TestSigningChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ks := testKeys(t, dnssec.ECDSAP256SHA256, false)
+	ks := testKeys(t, dnssec.ECDSAP256SHA256, 0)
 	for _, c := range []struct {
 		sign Signing
 		want string
@@ -403,23 +403,7 @@ func TestSigningChecks(t *testing.T) {
 // TestSignedTruncation: a DNSKEY RRset too large for 1232 bytes with its
 // RRSIG gets TC over UDP, and the whole signed RRset over TCP.
 func TestSignedTruncation(t *testing.T) {
-	own, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers []*dnssec.Key
-	for range 16 {
-		p, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Signer = nil
-		peers = append(peers, p)
-	}
-	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, peers)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := testKeys(t, dnssec.ECDSAP256SHA256, 16)
 	cfg := testConfig()
 	cfg.DNSSEC = &Signing{Keys: ks}
 	_, udp, tcp := startServer(t, cfg, true)

@@ -25,16 +25,14 @@ median() {
   }'
 }
 
-# dns_table RESULTS: the DNS table from the runs file, whose lines are
-# "server mix round completed lost qps latency_ms cpu_ticks hwm_kb other_ticks
-# dnsperf_ticks".
-# Each cell is the median of the rounds; peak RSS is the largest VmHWM seen.
-dns_table() {
-  local results=$1 mix server qps lat lost cpu qpc rss other dp best_qpc best_qps
-  local tmp=$work/medians
-  : >"$tmp"
-  for mix in $MIXES; do
-    for server in $SERVERS; do
+# median_rows RESULTS MIXES SERVERS OUT: for each mix and server, one line
+# "mix server qps latency lost cpu q/cpu-s rss other% dnsperf%" into OUT,
+# each cell the median of the rounds in RESULTS (peak RSS the largest).
+median_rows() {
+  local results=$1 mixes=$2 servers=$3 out=$4 mix server qps lat lost cpu qpc rss other dp
+  : >"$out"
+  for mix in $mixes; do
+    for server in $servers; do
       sel() { awk -v s="$server" -v m="$mix" '$1 == s && $2 == m' "$results"; }
       qps=$(sel | awk '{print $6}' | median)
       lat=$(sel | awk '{print $7}' | median)
@@ -44,9 +42,19 @@ dns_table() {
       rss=$(sel | awk 'BEGIN {m = 0} $9 > m {m = $9} END {print m / 1024}')
       other=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $10 / hz / s}' | median)
       dp=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $11 / hz / s}' | median)
-      echo "$mix $server $qps $lat $lost $cpu $qpc $rss $other $dp" >>"$tmp"
+      echo "$mix $server $qps $lat $lost $cpu $qpc $rss $other $dp" >>"$out"
     done
   done
+}
+
+# dns_table RESULTS: the DNS table from the runs file, whose lines are
+# "server mix round completed lost qps latency_ms cpu_ticks hwm_kb other_ticks
+# dnsperf_ticks".
+# Each cell is the median of the rounds; peak RSS is the largest VmHWM seen.
+dns_table() {
+  local results=$1 mix best_qpc best_qps
+  local tmp=$work/medians
+  median_rows "$results" "$MIXES" "$SERVERS" "$tmp"
   echo "| mix | server | QPS | avg latency ms | lost | server CPU s | queries / CPU-s | ÷ best peer (q/CPU-s) | ÷ best peer (QPS) | peak RSS MiB | dnsperf CPU % | other CPU % |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for mix in $MIXES; do
@@ -64,23 +72,9 @@ dns_table() {
 # with queries / CPU-s divided by spdu-haproxy's unsigned figure and by
 # knot-signed's in the same mix.
 dnssec_table() {
-  local results=$1 mix server qps lat lost cpu qpc rss other dp
+  local results=$1 mix
   local tmp=$work/dnssec-medians
-  : >"$tmp"
-  for mix in $DNSSEC_MIXES; do
-    for server in $DNSSEC_SERVERS; do
-      sel() { awk -v s="$server" -v m="$mix" '$1 == s && $2 == m' "$results"; }
-      qps=$(sel | awk '{print $6}' | median)
-      lat=$(sel | awk '{print $7}' | median)
-      lost=$(sel | awk '{print $5}' | median)
-      cpu=$(sel | awk -v hz="$CLK_TCK" '{print $8 / hz}' | median)
-      qpc=$(sel | awk -v hz="$CLK_TCK" '$8 > 0 {print $4 / ($8 / hz)}' | median)
-      rss=$(sel | awk 'BEGIN {m = 0} $9 > m {m = $9} END {print m / 1024}')
-      other=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $10 / hz / s}' | median)
-      dp=$(sel | awk -v hz="$CLK_TCK" -v s="$SECONDS_PER_RUN" '{print 100 * $11 / hz / s}' | median)
-      echo "$mix $server $qps $lat $lost $cpu $qpc $rss $other $dp" >>"$tmp"
-    done
-  done
+  median_rows "$results" "$DNSSEC_MIXES" "$DNSSEC_SERVERS" "$tmp"
   echo "| mix | server | QPS | avg latency ms | lost | server CPU s | queries / CPU-s | ÷ spdu-haproxy unsigned (q/CPU-s) | ÷ knot-signed (q/CPU-s) | peak RSS MiB | dnsperf CPU % | other CPU % |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for mix in $DNSSEC_MIXES; do
