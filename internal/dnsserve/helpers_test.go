@@ -1,7 +1,6 @@
 package dnsserve
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -196,20 +195,7 @@ func startServer(t testing.TB, cfg Config, serving bool, prepare ...func(*Server
 	if len(u) != 1 || len(tc) != 1 {
 		t.Fatalf("Addrs() = %v, %v; want one of each", u, tc)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(3 * time.Second):
-			t.Errorf("Run did not return within 3s of cancel")
-		}
-	})
+	runServer(t, s)
 	return s, u[0].String(), tc[0].String()
 }
 

@@ -85,54 +85,45 @@ func TestUDPServerAllocs(t *testing.T) {
 		cfg := testConfig()
 		cfg.RRL.Rate = 1 << 30
 		cfg.UDPSockets = 1
-		s, err := New(zerolog.Nop(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.setServing(true)
-		s.batchUDP = batched
-		if err := s.Bind(); err != nil {
-			t.Fatal(err)
-		}
-		u, _ := s.Addrs()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-
+		_, u, _ := startOn(t, cfg, []string{"127.0.0.1:0"}, func(s *Server) { s.batchUDP = batched && udpBatchSupported })
 		c, err := net.Dial("udp", u[0].String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := mustPack(t, query(fqdn("api"), dns.TypeA))
-		buf := make([]byte, 1500)
-		roundTrips := func(n int) {
-			for range n {
-				if _, err := c.Write(q); err != nil {
-					t.Fatal(err)
-				}
-				if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Read(buf); err != nil {
-					t.Fatal(err)
-				}
+		assertNoUDPAllocs(t, c, batched)
+		c.Close()
+	}
+}
+
+// assertNoUDPAllocs sends 2,000 A queries on c, one at a time after 100
+// to warm up, and fails the test if the whole process allocated more than
+// 0.2 times per query on average.
+func assertNoUDPAllocs(t *testing.T, c net.Conn, batched bool) {
+	t.Helper()
+	q := mustPack(t, query(fqdn("api"), dns.TypeA))
+	buf := make([]byte, 1500)
+	roundTrips := func(n int) {
+		for range n {
+			if _, err := c.Write(q); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Read(buf); err != nil {
+				t.Fatal(err)
 			}
 		}
-		roundTrips(100)
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		const n = 2000
-		roundTrips(n)
-		runtime.ReadMemStats(&after)
-		perQuery := float64(after.Mallocs-before.Mallocs) / n
-		t.Logf("batched %t: %.3f allocations per query, whole process", batched, perQuery)
-		if perQuery > 0.2 {
-			t.Errorf("batched %t: %.3f allocations per query; want about 0", batched, perQuery)
-		}
-		c.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+	}
+	roundTrips(100)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const n = 2000
+	roundTrips(n)
+	runtime.ReadMemStats(&after)
+	perQuery := float64(after.Mallocs-before.Mallocs) / n
+	t.Logf("batched %t: %.3f allocations per query, whole process", batched, perQuery)
+	if perQuery > 0.2 {
+		t.Errorf("batched %t: %.3f allocations per query; want about 0", batched, perQuery)
 	}
 }

@@ -1,8 +1,8 @@
 package dnsserve
 
 import (
-	"context"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +15,11 @@ import (
 // server in one process (so its ns/op includes the client's system calls):
 // four clients keep windows of 32 queries in flight. Run with -cpuprofile
 // to see where the server spends its time.
-func BenchmarkUDPServer(b *testing.B) {
+func BenchmarkUDPServer(b *testing.B) { benchUDP(b, "127.0.0.1:0", "127.0.0.1") }
+
+// benchUDP runs BenchmarkUDPServer's load, plain and with recvmmsg, at a
+// server listening on listen, sending the queries to host on its port.
+func benchUDP(b *testing.B, listen, host string) {
 	for _, batched := range []bool{false, true} {
 		name := "plain"
 		if batched {
@@ -25,21 +29,19 @@ func BenchmarkUDPServer(b *testing.B) {
 			cfg := testConfig()
 			cfg.RRL.Rate = -1
 			cfg.UDPSockets = 1
+			cfg.Listen = []string{listen}
 			s, err := New(zerolog.Nop(), cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
 			s.setServing(true)
-			s.batchUDP = batched
+			s.batchUDP = batched && udpBatchSupported
 			if err := s.Bind(); err != nil {
 				b.Fatal(err)
 			}
+			runServer(b, s)
 			u, _ := s.Addrs()
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- s.Run(ctx) }()
-			defer func() { cancel(); <-done }()
-
+			addr := net.JoinHostPort(host, strconv.Itoa(u[0].(*net.UDPAddr).Port))
 			q := mustPack(b, query(fqdn("api"), dns.TypeA))
 			const clients, window = 4, 32
 			per := b.N/clients + 1
@@ -48,7 +50,7 @@ func BenchmarkUDPServer(b *testing.B) {
 			var wg sync.WaitGroup
 			for range clients {
 				wg.Go(func() {
-					c, err := net.Dial("udp", u[0].String())
+					c, err := net.Dial("udp", addr)
 					if err != nil {
 						b.Error(err)
 						return

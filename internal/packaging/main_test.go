@@ -11,14 +11,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
 var (
 	// repoRoot is the repository's top directory.
 	repoRoot string
-	// daemonBinary is the spdu-haproxy binary built once by TestMain for
-	// the metrics test (the package tests use the packaged one).
-	daemonBinary string
 	// distDir receives the packages built by the first test that needs them.
 	distDir string
 )
@@ -40,14 +39,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	distDir = filepath.Join(tmp, "dist")
-	daemonBinary = filepath.Join(tmp, "spdu-haproxy")
-	build := exec.Command("go", "build", "-o", daemonBinary, "github.com/spdu/spdu-haproxy/cmd/spdu-haproxy")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build spdu-haproxy:", err)
-		return 1
-	}
-	return m.Run()
+	// The metrics test runs the built daemon (the package tests use the
+	// packaged one).
+	return testenv.RunWithBinary(m)
 }
 
 // builtPackages are the packages scripts/package.sh built, once per test

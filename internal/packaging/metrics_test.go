@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -122,7 +121,7 @@ fall = 1
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testenv.StartProcess(t, exec.Command(daemonBinary, "run", "-config", path))
+	testenv.StartBinary(t, "run", "-config", path)
 	return fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), fmt.Sprintf("127.0.0.1:%d", dnsPort)
 }
 
