@@ -65,40 +65,20 @@ func setMode(t *testing.T, p string, mode os.FileMode, uid int) {
 func TestCheckFileSafetyDirectories(t *testing.T) {
 	needRoot(t)
 	hint := " (or pass -allow-insecure-config for development)"
-	for _, tc := range []struct {
-		name string
-		// build makes a tree under base and returns the path to check.
-		build func(t *testing.T, base string) string
-		// want is the error with base written as "BASE"; "" for none.
-		want string
-		// foreign says whether the error wraps ErrForeignOwner.
-		foreign bool
-	}{
+	for _, tc := range []treeCase{
 		{
-			name: "safe directories",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/etc", 0o755, -1)
-				writeFile(t, base+"/etc/c.toml", "x", 0o644, -1)
-				return base + "/etc/c.toml"
-			},
+			name:  "safe directories",
+			build: fileIn("etc", 0o755, -1, "c.toml", 0o644, -1),
 		},
 		{
-			name: "world-writable directory",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/shared", 0o777, -1)
-				writeFile(t, base+"/shared/c.toml", "x", 0o644, -1)
-				return base + "/shared/c.toml"
-			},
-			want: "BASE/shared/c.toml: directory BASE/shared has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/shared" + hint,
+			name:  "world-writable directory",
+			build: fileIn("shared", 0o777, -1, "c.toml", 0o644, -1),
+			want:  "BASE/shared/c.toml: directory BASE/shared has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/shared" + hint,
 		},
 		{
-			name: "group-writable directory",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/grp", 0o775, -1)
-				writeFile(t, base+"/grp/c.toml", "x", 0o644, -1)
-				return base + "/grp/c.toml"
-			},
-			want: "BASE/grp/c.toml: directory BASE/grp has mode 0775, which lets group or others replace what is in it; run chmod go-w BASE/grp" + hint,
+			name:  "group-writable directory",
+			build: fileIn("grp", 0o775, -1, "c.toml", 0o644, -1),
+			want:  "BASE/grp/c.toml: directory BASE/grp has mode 0775, which lets group or others replace what is in it; run chmod go-w BASE/grp" + hint,
 		},
 		{
 			name: "world-writable grandparent",
@@ -111,40 +91,24 @@ func TestCheckFileSafetyDirectories(t *testing.T) {
 			want: "BASE/a/b/c.toml: directory BASE/a has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/a" + hint,
 		},
 		{
-			name: "directory of another user",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/theirs", 0o755, nobody)
-				writeFile(t, base+"/theirs/c.toml", "x", 0o644, -1)
-				return base + "/theirs/c.toml"
-			},
+			name:    "directory of another user",
+			build:   fileIn("theirs", 0o755, nobody, "c.toml", 0o644, -1),
 			want:    "BASE/theirs/c.toml: directory BASE/theirs is owned by another user: uid 65534, not root or the running user (uid 0); run chown root BASE/theirs" + hint,
 			foreign: true,
 		},
 		{
-			name: "sticky world-writable directory, own file",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/tmp", 0o777|os.ModeSticky, -1)
-				writeFile(t, base+"/tmp/c.toml", "x", 0o644, -1)
-				return base + "/tmp/c.toml"
-			},
+			name:  "sticky world-writable directory, own file",
+			build: fileIn("tmp", 0o777|os.ModeSticky, -1, "c.toml", 0o644, -1),
 		},
 		{
-			name: "sticky world-writable directory, another user's file",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/tmp", 0o777|os.ModeSticky, -1)
-				writeFile(t, base+"/tmp/c.toml", "x", 0o644, nobody)
-				return base + "/tmp/c.toml"
-			},
+			name:    "sticky world-writable directory, another user's file",
+			build:   fileIn("tmp", 0o777|os.ModeSticky, -1, "c.toml", 0o644, nobody),
 			want:    "BASE/tmp/c.toml: owned by another user: uid 65534, not root or the running user (uid 0); run chown root BASE/tmp/c.toml" + hint,
 			foreign: true,
 		},
 		{
-			name: "sticky world-writable directory of another user",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/tmp", 0o777|os.ModeSticky, nobody)
-				writeFile(t, base+"/tmp/c.toml", "x", 0o644, -1)
-				return base + "/tmp/c.toml"
-			},
+			name:    "sticky world-writable directory of another user",
+			build:   fileIn("tmp", 0o777|os.ModeSticky, nobody, "c.toml", 0o644, -1),
 			want:    "BASE/tmp/c.toml: directory BASE/tmp is owned by another user: uid 65534, not root or the running user (uid 0); run chown root BASE/tmp" + hint,
 			foreign: true,
 		},
@@ -197,36 +161,61 @@ func TestCheckFileSafetyDirectories(t *testing.T) {
 			want: "BASE/etc/link/../c.toml: directory BASE/shared has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/shared" + hint,
 		},
 		{
-			name: "world-writable file in safe directories",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/etc", 0o755, -1)
-				writeFile(t, base+"/etc/c.toml", "x", 0o666, -1)
-				return base + "/etc/c.toml"
-			},
-			want: "BASE/etc/c.toml: mode 0666 lets group or others write it; run chmod go-w BASE/etc/c.toml" + hint,
+			name:  "world-writable file in safe directories",
+			build: fileIn("etc", 0o755, -1, "c.toml", 0o666, -1),
+			want:  "BASE/etc/c.toml: mode 0666 lets group or others write it; run chmod go-w BASE/etc/c.toml" + hint,
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			base := t.TempDir()
-			p := tc.build(t, base)
+		runTreeCase(t, tc, "CheckFileSafety", func(t *testing.T, p string) error {
 			err := CheckFileSafety(p)
-			got := ""
-			if err != nil {
-				got = strings.ReplaceAll(err.Error(), base, "BASE")
-			}
-			if got != tc.want {
-				t.Errorf("CheckFileSafety:\n got %q\nwant %q", got, tc.want)
-			}
-			if errors.Is(err, ErrForeignOwner) != tc.foreign {
-				t.Errorf("errors.Is(err, ErrForeignOwner) = %v; want %v", !tc.foreign, tc.foreign)
-			}
 			// OpenSafe and ReadSafe apply the same rules.
-			_, _, rerr := ReadSafe(p)
-			if (rerr == nil) != (err == nil) {
+			if _, _, rerr := ReadSafe(p); (rerr == nil) != (err == nil) {
 				t.Errorf("ReadSafe: %v; CheckFileSafety: %v", rerr, err)
 			}
+			return err
 		})
 	}
+}
+
+// treeCase is one case of the file and directory rules: build makes a
+// tree under base and returns the path to check; want is the error with
+// base written as "BASE" ("" for none); foreign says whether it wraps
+// ErrForeignOwner.
+type treeCase struct {
+	name    string
+	build   func(t *testing.T, base string) string
+	want    string
+	foreign bool
+}
+
+// fileIn builds base/dir (mode dirMode, owner dirUID; -1 is the running
+// user) holding file (mode, owner uid), and returns the file's path.
+func fileIn(dir string, dirMode os.FileMode, dirUID int, file string, mode os.FileMode, uid int) func(*testing.T, string) string {
+	return func(t *testing.T, base string) string {
+		mkdir(t, base+"/"+dir, dirMode, dirUID)
+		writeFile(t, base+"/"+dir+"/"+file, "#!/bin/sh\n", mode, uid)
+		return base + "/" + dir + "/" + file
+	}
+}
+
+// runTreeCase runs tc as a subtest: it builds the tree in a fresh
+// directory, calls check (named name in messages) on the path, and
+// compares the error with tc's.
+func runTreeCase(t *testing.T, tc treeCase, name string, check func(t *testing.T, p string) error) {
+	t.Run(tc.name, func(t *testing.T) {
+		base := t.TempDir()
+		err := check(t, tc.build(t, base))
+		got := ""
+		if err != nil {
+			got = strings.ReplaceAll(err.Error(), base, "BASE")
+		}
+		if got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, tc.want)
+		}
+		if errors.Is(err, ErrForeignOwner) != tc.foreign {
+			t.Errorf("errors.Is(err, ErrForeignOwner) = %v; want %v", !tc.foreign, tc.foreign)
+		}
+	})
 }
 
 // symlink makes a symbolic link at p to target, owned by uid (-1: the
@@ -399,64 +388,35 @@ func TestLoadSafe(t *testing.T) {
 func TestCheckExecutable(t *testing.T) {
 	needRoot(t)
 	hint := " (or pass -allow-insecure-config for development)"
-	for _, tc := range []struct {
-		name    string
-		build   func(t *testing.T, base string) string
-		want    string
-		foreign bool
-	}{
+	for _, tc := range []treeCase{
 		{
-			name: "root's 0755 command",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/bin", 0o755, -1)
-				writeFile(t, base+"/bin/notify", "#!/bin/sh\n", 0o755, -1)
-				return base + "/bin/notify"
-			},
+			name:  "root's 0755 command",
+			build: fileIn("bin", 0o755, -1, "notify", 0o755, -1),
 		},
 		{
-			name: "execute-only command",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/bin", 0o711, -1)
-				writeFile(t, base+"/bin/notify", "#!/bin/sh\n", 0o711, -1)
-				return base + "/bin/notify"
-			},
+			name:  "execute-only command",
+			build: fileIn("bin", 0o711, -1, "notify", 0o711, -1),
 		},
 		{
-			name: "world-writable command in a world-writable directory",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/drop", 0o777, -1)
-				writeFile(t, base+"/drop/notify", "#!/bin/sh\n", 0o777, -1)
-				return base + "/drop/notify"
-			},
-			want: "BASE/drop/notify: directory BASE/drop has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/drop" + hint,
+			name:  "world-writable command in a world-writable directory",
+			build: fileIn("drop", 0o777, -1, "notify", 0o777, -1),
+			want:  "BASE/drop/notify: directory BASE/drop has mode 0777, which lets group or others replace what is in it; run chmod go-w BASE/drop" + hint,
 		},
 		{
-			name: "world-writable command",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/bin", 0o755, -1)
-				writeFile(t, base+"/bin/notify", "#!/bin/sh\n", 0o757, -1)
-				return base + "/bin/notify"
-			},
-			want: "BASE/bin/notify: mode 0757 lets group or others write it; run chmod go-w BASE/bin/notify" + hint,
+			name:  "world-writable command",
+			build: fileIn("bin", 0o755, -1, "notify", 0o757, -1),
+			want:  "BASE/bin/notify: mode 0757 lets group or others write it; run chmod go-w BASE/bin/notify" + hint,
 		},
 		{
-			name: "another user's command",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/bin", 0o755, -1)
-				writeFile(t, base+"/bin/notify", "#!/bin/sh\n", 0o755, nobody)
-				return base + "/bin/notify"
-			},
+			name:    "another user's command",
+			build:   fileIn("bin", 0o755, -1, "notify", 0o755, nobody),
 			want:    "BASE/bin/notify: owned by another user: uid 65534, not root or the running user (uid 0); run chown root BASE/bin/notify" + hint,
 			foreign: true,
 		},
 		{
-			name: "not executable",
-			build: func(t *testing.T, base string) string {
-				mkdir(t, base+"/bin", 0o755, -1)
-				writeFile(t, base+"/bin/notify", "#!/bin/sh\n", 0o644, -1)
-				return base + "/bin/notify"
-			},
-			want: "BASE/bin/notify: mode 0644: its owner may not execute it; run chmod u+x BASE/bin/notify",
+			name:  "not executable",
+			build: fileIn("bin", 0o755, -1, "notify", 0o644, -1),
+			want:  "BASE/bin/notify: mode 0644: its owner may not execute it; run chmod u+x BASE/bin/notify",
 		},
 		{
 			name: "missing",
@@ -466,19 +426,6 @@ func TestCheckExecutable(t *testing.T) {
 			want: "check BASE/notify: stat BASE/notify: no such file or directory",
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			base := t.TempDir()
-			err := CheckExecutable(tc.build(t, base))
-			got := ""
-			if err != nil {
-				got = strings.ReplaceAll(err.Error(), base, "BASE")
-			}
-			if got != tc.want {
-				t.Errorf("CheckExecutable:\n got %q\nwant %q", got, tc.want)
-			}
-			if errors.Is(err, ErrForeignOwner) != tc.foreign {
-				t.Errorf("errors.Is(err, ErrForeignOwner) = %v; want %v", !tc.foreign, tc.foreign)
-			}
-		})
+		runTreeCase(t, tc, "CheckExecutable", func(_ *testing.T, p string) error { return CheckExecutable(p) })
 	}
 }
