@@ -18,6 +18,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/spdu/spdu-haproxy/internal/haproxy"
 	"github.com/spdu/spdu-haproxy/internal/shed"
 	"github.com/spdu/spdu-haproxy/internal/status"
 	"github.com/spdu/spdu-haproxy/internal/testenv"
@@ -38,21 +39,62 @@ type loadSample struct {
 // the replies, spread over the resolvers in turn, at most maxInflight at a
 // time (more count as errors), each bounded by its timeouts.
 type loadGen struct {
+	background
 	resolvers []*Resolver
 	port      int
 	client    *http.Client
-	stop      chan struct{}
-	wg        sync.WaitGroup
 	inflight  atomic.Int64
-
-	mu      sync.Mutex
-	samples []loadSample
+	samples   recorded[loadSample]
 }
+
+// background is goroutines that run until Stop.
+type background struct {
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+func newBackground() background { return background{stop: make(chan struct{})} }
+
+// Stop ends the goroutines and waits for them. Stopping twice does
+// nothing more.
+func (b *background) Stop() {
+	b.once.Do(func() { close(b.stop) })
+	b.wg.Wait()
+}
+
+// recorded is a list of values, safe for concurrent use.
+type recorded[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (r *recorded[T]) add(v T) {
+	r.mu.Lock()
+	r.items = append(r.items, v)
+	r.mu.Unlock()
+}
+
+// filter returns the values keep accepts, in the order recorded.
+func (r *recorded[T]) filter(keep func(T) bool) []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []T
+	for _, v := range r.items {
+		if keep(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// within reports whether at is in [from, to).
+func within(at, from, to time.Time) bool { return !at.Before(from) && at.Before(to) }
 
 const maxInflight = 2000
 
 func startLoad(t *testing.T, rs []*Resolver, httpPort, rate int) *loadGen {
-	g := &loadGen{resolvers: rs, port: httpPort, stop: make(chan struct{}),
+	g := &loadGen{background: newBackground(), resolvers: rs, port: httpPort,
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	g.wg.Go(func() {
 		tick := time.NewTicker(time.Second / time.Duration(rate))
@@ -109,34 +151,13 @@ func rcodeName(rc int) string {
 	return dns.RcodeToString[rc]
 }
 
-func (g *loadGen) record(s loadSample) {
-	g.mu.Lock()
-	g.samples = append(g.samples, s)
-	g.mu.Unlock()
-}
+func (g *loadGen) record(s loadSample) { g.samples.add(s) }
 
-// Stop ends the load and waits for the requests in flight (each ends
-// within its timeouts). Stopping twice does nothing more.
-func (g *loadGen) Stop() {
-	select {
-	case <-g.stop:
-	default:
-		close(g.stop)
-	}
-	g.wg.Wait()
-}
-
-// between returns the samples started in [from, to).
+// between returns the samples started in [from, to). (Stop, from
+// background, waits for the requests in flight, each bounded by its
+// timeouts.)
 func (g *loadGen) between(from, to time.Time) []loadSample {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []loadSample
-	for _, s := range g.samples {
-		if !s.at.Before(from) && s.at.Before(to) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return g.samples.filter(func(s loadSample) bool { return within(s.at, from, to) })
 }
 
 // siteReading is one look at alpha: its daemon's load and shed fraction
@@ -150,14 +171,12 @@ type siteReading struct {
 
 // monitor reads alpha every 250 ms until stopped.
 type monitor struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	rs   []siteReading
+	background
+	readings recorded[siteReading]
 }
 
 func startMonitor(t *testing.T, statusURL string, h *testenv.HAProxy) *monitor {
-	m := &monitor{stop: make(chan struct{})}
+	m := &monitor{background: newBackground()}
 	m.wg.Go(func() {
 		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
@@ -176,12 +195,12 @@ func startMonitor(t *testing.T, statusURL string, h *testenv.HAProxy) *monitor {
 					r.u, r.p = doc.Shed.Utilization, doc.Shed.Fraction
 				}
 			}
-			if out, err := h.Command("show stat api 2 -1"); err == nil {
-				r.qcur = backendField(out, "qcur")
+			if out, err := h.Command("show stat api 6 -1"); err == nil {
+				if st, err := haproxy.ParseStat([]byte(out), "api"); err == nil {
+					r.qcur = st.Qcur
+				}
 			}
-			m.mu.Lock()
-			m.rs = append(m.rs, r)
-			m.mu.Unlock()
+			m.readings.add(r)
 			select {
 			case <-m.stop:
 				return
@@ -193,44 +212,9 @@ func startMonitor(t *testing.T, statusURL string, h *testenv.HAProxy) *monitor {
 	return m
 }
 
-// backendField returns the integer field of the BACKEND row of a `show
-// stat` reply, or -1.
-func backendField(out, field string) int {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) < 2 {
-		return -1
-	}
-	col := slices.Index(strings.Split(strings.TrimPrefix(lines[0], "# "), ","), field)
-	for _, l := range lines[1:] {
-		f := strings.Split(l, ",")
-		if len(f) > col && col >= 0 && f[1] == "BACKEND" {
-			if v, err := strconv.Atoi(f[col]); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
-}
-
-func (m *monitor) Stop() {
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
-	m.wg.Wait()
-}
-
+// between returns the readings taken in [from, to) that succeeded.
 func (m *monitor) between(from, to time.Time) []siteReading {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []siteReading
-	for _, r := range m.rs {
-		if !r.at.Before(from) && r.at.Before(to) && r.readError == "" {
-			out = append(out, r)
-		}
-	}
-	return out
+	return m.readings.filter(func(r siteReading) bool { return within(r.at, from, to) && r.readError == "" })
 }
 
 // phaseStats summarises one measured window.
