@@ -68,7 +68,7 @@ func (d Drain) Readies(server string) bool {
 	return !d.Active && slices.Contains(d.Servers, server)
 }
 
-// ErrStopped is returned by Poller.Drain and Poller.Resume when the poller's
+// ErrStopped is returned by Poller.Drain, Resume and SetShed when the poller's
 // Run has returned.
 var ErrStopped = errors.New("poller stopped")
 
@@ -76,12 +76,6 @@ var ErrStopped = errors.New("poller stopped")
 type drainRequest struct {
 	drain  bool
 	reason string
-	reply  chan drainResult
-}
-
-type drainResult struct {
-	d   Drain
-	err error
 }
 
 // Drain withdraws the site at once and keeps it withdrawn, across restarts
@@ -95,7 +89,8 @@ type drainResult struct {
 // saved, the site is still withdrawn but no server is drained (the daemon
 // could not remember to undo it), and the error is returned.
 func (p *Poller) Drain(ctx context.Context, reason string) (Drain, error) {
-	return p.request(ctx, drainRequest{drain: true, reason: CleanReason(reason)})
+	req := drainRequest{drain: true, reason: CleanReason(reason)}
+	return onRun(ctx, p, func() (Drain, error) { return p.applyDrain(req) })
 }
 
 // Resume ends a site drain: the site serves again as soon as the health
@@ -103,25 +98,37 @@ func (p *Poller) Drain(ctx context.Context, reason string) (Drain, error) {
 // Resuming a site that is not drained does nothing. If the state cannot be
 // saved the drain still ends, and the error is returned.
 func (p *Poller) Resume(ctx context.Context) (Drain, error) {
-	return p.request(ctx, drainRequest{drain: false})
+	return onRun(ctx, p, func() (Drain, error) { return p.applyDrain(drainRequest{drain: false}) })
 }
 
-func (p *Poller) request(ctx context.Context, req drainRequest) (Drain, error) {
-	req.reply = make(chan drainResult, 1)
-	select {
-	case p.requests <- req:
-	case <-p.stopped:
-		return Drain{}, ErrStopped
-	case <-ctx.Done():
-		return Drain{}, ctx.Err()
+// onRun runs f on the Run goroutine, which owns the poller's state, and
+// returns what f returns; ErrStopped once Run has returned, or ctx's error
+// if Run does not take f before ctx ends.
+func onRun[T any](ctx context.Context, p *Poller, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
 	}
-	// The Run goroutine answers every request it has taken.
-	res := <-req.reply
-	return res.d, res.err
+	reply := make(chan result, 1)
+	call := func() {
+		v, err := f()
+		reply <- result{v, err}
+	}
+	var zero T
+	select {
+	case p.calls <- call:
+	case <-p.stopped:
+		return zero, ErrStopped
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+	// The Run goroutine runs every call it has taken.
+	r := <-reply
+	return r.v, r.err
 }
 
 // applyDrain runs on the Run goroutine.
-func (p *Poller) applyDrain(req drainRequest) drainResult {
+func (p *Poller) applyDrain(req drainRequest) (Drain, error) {
 	now := p.now()
 	prev := p.drain
 	var next Drain
@@ -132,7 +139,7 @@ func (p *Poller) applyDrain(req drainRequest) drainResult {
 	case req.drain:
 		next = Drain{Active: true, Reason: req.reason, Since: now, Servers: p.serversToDrain(prev)}
 	case !prev.Active:
-		return drainResult{d: prev}
+		return prev, nil
 	default:
 		next = Drain{Since: now, Servers: prev.Servers}
 	}
@@ -151,7 +158,7 @@ func (p *Poller) applyDrain(req drainRequest) drainResult {
 	}
 	ev.Msg("site drain changed")
 	p.publish(p.snap.Load().Stats, nil)
-	return drainResult{d: next, err: err}
+	return next, err
 }
 
 // serversToDrain lists the servers the agent drains with the site: none

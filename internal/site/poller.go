@@ -4,7 +4,7 @@
 // immutable Snapshot. Readers (the answer publisher, kicked by a change
 // callback, the agent-check responder, the control socket, the status
 // document and metrics) only load snapshots; nothing outside the poller's Run goroutine mutates site state,
-// and drain requests reach it over a channel. It does not persist anything
+// and drain and shed requests reach it as calls over a channel. It does not persist anything
 // itself: Config.SaveDrain does.
 package site
 
@@ -105,12 +105,10 @@ type Poller struct {
 	onChange func(health.State)
 	onShed   func() // see OnShedChange
 
-	snap     atomic.Pointer[Snapshot]
-	ready    chan struct{}     // closed after the first poll
-	stopped  chan struct{}     // closed when Run returns
-	requests chan drainRequest // drain and resume, served by Run
-	// shedRequests carries manual shed changes to Run.
-	shedRequests chan shedRequest
+	snap    atomic.Pointer[Snapshot]
+	ready   chan struct{} // closed after the first poll
+	stopped chan struct{} // closed when Run returns
+	calls   chan func()   // drain, resume and manual shed, run by Run (onRun)
 	// pending is a reconfiguration from Apply that Run has not applied;
 	// wake tells Run about it.
 	pending atomic.Pointer[Plan]
@@ -147,18 +145,17 @@ func New(logger zerolog.Logger, cfg Config, onChange func(health.State)) (*Polle
 		return nil, errors.New("poller: no stat source")
 	}
 	p := &Poller{
-		log:          logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
-		cfg:          cfg,
-		now:          time.Now,
-		onChange:     onChange,
-		ready:        make(chan struct{}),
-		stopped:      make(chan struct{}),
-		requests:     make(chan drainRequest),
-		shedRequests: make(chan shedRequest),
-		manual:       cfg.ManualShed,
-		wake:         make(chan struct{}, 1),
-		baseLog:      logger,
-		drain:        cfg.Drain,
+		log:      logger.With().Str("component", "poller").Str("backend", cfg.Backend).Logger(),
+		cfg:      cfg,
+		now:      time.Now,
+		onChange: onChange,
+		ready:    make(chan struct{}),
+		stopped:  make(chan struct{}),
+		calls:    make(chan func()),
+		manual:   cfg.ManualShed,
+		wake:     make(chan struct{}, 1),
+		baseLog:  logger,
+		drain:    cfg.Drain,
 	}
 	if cfg.Adaptive != nil {
 		p.weigher = health.NewWeigher(*cfg.Adaptive)
@@ -194,10 +191,8 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			p.pollOnce(ctx)
-		case req := <-p.requests:
-			req.reply <- p.applyDrain(req)
-		case req := <-p.shedRequests:
-			req.reply <- p.applyShed(req)
+		case call := <-p.calls:
+			call()
 		case <-p.wake:
 			interval := p.cfg.Interval
 			p.applyPending()

@@ -52,17 +52,6 @@ type Load struct {
 // follow a manual shed at once. It must be called before Run.
 func (p *Poller) OnShedChange(f func()) { p.onShed = f }
 
-// shedRequest asks the Run goroutine to set or clear the manual shed.
-type shedRequest struct {
-	s     Shed
-	reply chan shedResult
-}
-
-type shedResult struct {
-	s   Shed
-	err error
-}
-
 // SetShed puts an operator's manual shed in force at once (a fraction of 0
 // ends it), persisted with Config.SaveShed before it is published. until
 // (zero: never) ends it by itself. If the state cannot be saved the shed
@@ -71,21 +60,12 @@ func (p *Poller) SetShed(ctx context.Context, fraction float64, until time.Time,
 	if fraction < 0 || fraction > 1 {
 		return Shed{}, fmt.Errorf("shed fraction %g: must be from 0 to 1", fraction)
 	}
-	req := shedRequest{s: Shed{Fraction: fraction, Until: until, Reason: CleanReason(reason)}, reply: make(chan shedResult, 1)}
-	select {
-	case p.shedRequests <- req:
-	case <-p.stopped:
-		return Shed{}, ErrStopped
-	case <-ctx.Done():
-		return Shed{}, ctx.Err()
-	}
-	res := <-req.reply
-	return res.s, res.err
+	s := Shed{Fraction: fraction, Until: until, Reason: CleanReason(reason)}
+	return onRun(ctx, p, func() (Shed, error) { return p.applyShed(s) })
 }
 
 // applyShed runs on the Run goroutine.
-func (p *Poller) applyShed(req shedRequest) shedResult {
-	s := req.s
+func (p *Poller) applyShed(s Shed) (Shed, error) {
 	if s.Fraction > 0 {
 		s.Since = p.now()
 	} else {
@@ -103,7 +83,7 @@ func (p *Poller) applyShed(req shedRequest) shedResult {
 	ev.Float64("fraction", s.Fraction).Str("reason", s.Reason).Time("until", s.Until).Msg("manual shed changed")
 	p.updateLoad(p.now(), p.lastStats)
 	p.publish(p.snap.Load().Stats, nil)
-	return shedResult{s: s, err: err}
+	return s, err
 }
 
 // updateLoad computes the load of a successful poll's stats and the
