@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -48,6 +47,10 @@ type Plan struct {
 	early                []*binding
 	moved                bool
 	used                 bool
+	// signer is the signer of new keys, already tried on the answers in
+	// force (its cache holds what it signed); nil when the keys and the
+	// validity stay, or the zone is unsigned.
+	signer *signer
 }
 
 // Prepare checks cfg whole as New would (zone and options, reading the
@@ -79,22 +82,23 @@ func (s *Server) Prepare(cfg Config) (*Plan, error) {
 	if len(cfg.Listen) == 0 {
 		return nil, errors.New("config Listen: no address")
 	}
-	if z.sign != nil {
+	p := &Plan{s: s, zone: z, opts: opts, cookieFile: cfg.CookieSecretFile, listen: slices.Clone(cfg.Listen)}
+	s.setMu.Lock()
+	a, sameKeys := s.answers, z.sign.fingerprint() == s.zone.sign.fingerprint()
+	s.setMu.Unlock()
+	if z.sign != nil && !sameKeys {
 		// Sign the answers in force once with the new keys, on a signer of
-		// its own, so that keys that cannot sign fail the reload instead of
-		// withdrawing the zone at Apply.
-		s.setMu.Lock()
-		a := s.answers
-		s.setMu.Unlock()
+		// their own, so that keys that cannot sign fail the reload instead
+		// of withdrawing the zone at Apply; Apply adopts the signer and its
+		// signatures.
 		if a.Refuse {
 			a = Answers{}
 		}
-		var made atomic.Uint64
-		if _, err := buildSnapshot(z, a, 1, newSigner(z.sign, &made), s.clock()); err != nil {
+		p.signer = newSigner(z.sign, &s.dnssecStats.signed)
+		if _, err := buildSnapshot(z, a, 1, p.signer, s.clock()); err != nil {
 			return nil, fmt.Errorf("config DNSSEC: %w", err)
 		}
 	}
-	p := &Plan{s: s, zone: z, opts: opts, cookieFile: cfg.CookieSecretFile, listen: slices.Clone(cfg.Listen)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -168,7 +172,12 @@ func (s *Server) Apply(p *Plan) {
 	p.used = true
 	s.setMu.Lock()
 	if p.zone.sign.fingerprint() != s.zone.sign.fingerprint() {
-		s.signer = newSigner(p.zone.sign, &s.dnssecStats.signed)
+		s.signer = p.signer // nil for an unsigned zone
+		if s.signer == nil {
+			// Prepare saw these keys in force and tried none; reloads are
+			// one at a time, so this is only a safety net.
+			s.signer = newSigner(p.zone.sign, &s.dnssecStats.signed)
+		}
 	} else if s.signer != nil {
 		s.signer.zs = p.zone.sign // same keys and validity: the cache stays good
 	}

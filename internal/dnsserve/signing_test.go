@@ -419,3 +419,39 @@ func TestSignedTruncation(t *testing.T) {
 	}
 	checkSigned(t, ks, r, time.Now(), "DNSKEY over TCP")
 }
+
+// TestReloadNewKeysSignsOnce: a reload to new keys signs the answers in
+// force once, in Prepare (so keys that cannot sign fail the reload), and
+// Apply serves those signatures, making only the SOA's anew (its serial
+// moves); a reload with the same keys signs nothing in Prepare.
+func TestReloadNewKeysSignsOnce(t *testing.T) {
+	s, _ := newSignedServer(t, testKeys(t, dnssec.ECDSAP256SHA256, 0))
+	all := s.DNSSECState().Signed // every RRset, signed cold
+	cfg := testConfig()
+	cfg.RRL.Rate = -1
+	next := testKeys(t, dnssec.ED25519, 0)
+	cfg.DNSSEC = &Signing{Keys: next}
+	p, err := s.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepared := s.DNSSECState().Signed
+	s.Apply(p)
+	applied := s.DNSSECState().Signed
+	if prepared-all != all || applied-prepared != 1 {
+		t.Errorf("new keys: Prepare signed %d, Apply %d; want %d (every RRset) and 1 (the SOA)", prepared-all, applied-prepared, all)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(s.respond(nil, doQuery(t, fqdn("api"), dns.TypeA), benchClient, true)); err != nil {
+		t.Fatal(err)
+	}
+	checkSigned(t, next, r, signNow, "api A after the key change")
+	p, err = s.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.DNSSECState().Signed - applied; n != 0 {
+		t.Errorf("same keys: Prepare signed %d; want 0", n)
+	}
+	p.Discard()
+}
