@@ -123,9 +123,7 @@ type Poller struct {
 	drain      Drain
 	saveFailed bool             // the last SaveDrain of forgetUndrained failed
 	shedder    *shed.Controller // nil when automatic shedding is off
-	manual     Shed
-	load       Load
-	lastStats  haproxy.BackendStats // of the last successful poll
+	load       Load             // the manual shed in force is load.Manual
 	lastErr    string
 	polls      uint64
 	pollErrors uint64
@@ -152,7 +150,6 @@ func New(logger zerolog.Logger, cfg Config, onChange func(health.State)) (*Polle
 		ready:    make(chan struct{}),
 		stopped:  make(chan struct{}),
 		calls:    make(chan func()),
-		manual:   cfg.ManualShed,
 		wake:     make(chan struct{}, 1),
 		baseLog:  logger,
 		drain:    cfg.Drain,
@@ -163,7 +160,7 @@ func New(logger zerolog.Logger, cfg Config, onChange func(health.State)) (*Polle
 	if cfg.AutoShed != nil {
 		p.shedder = shed.NewController(*cfg.AutoShed)
 	}
-	p.load = Load{Manual: p.manual, Shed: p.manual.Fraction}
+	p.load = Load{Manual: cfg.ManualShed, Shed: cfg.ManualShed.Fraction}
 	p.tracker = health.NewTracker(cfg.Policy, p.now())
 	p.snap.Store(&Snapshot{Health: p.siteState(p.tracker.State()), Drain: p.drain, Load: p.load})
 	return p, nil
@@ -225,7 +222,6 @@ func (p *Poller) pollOnce(ctx context.Context) {
 	} else {
 		p.updateWeights(now, stats)
 		p.forgetUndrained(now, stats)
-		p.lastStats = stats
 		p.updateLoad(now, stats)
 	}
 	p.publish(stats, &err)

@@ -64,7 +64,8 @@ func (p *Poller) SetShed(ctx context.Context, fraction float64, until time.Time,
 	return onRun(ctx, p, func() (Shed, error) { return p.applyShed(s) })
 }
 
-// applyShed runs on the Run goroutine.
+// applyShed runs on the Run goroutine. It puts the new floor in force
+// without stepping the controller, whose fraction follows polls only.
 func (p *Poller) applyShed(s Shed) (Shed, error) {
 	if s.Fraction > 0 {
 		s.Since = p.now()
@@ -75,47 +76,54 @@ func (p *Poller) applyShed(s Shed) (Shed, error) {
 	if p.cfg.SaveShed != nil {
 		err = p.cfg.SaveShed(s)
 	}
-	p.manual = s
 	ev := p.log.Info()
 	if err != nil {
 		ev = p.log.Warn().Err(err)
 	}
 	ev.Float64("fraction", s.Fraction).Str("reason", s.Reason).Time("until", s.Until).Msg("manual shed changed")
-	p.updateLoad(p.now(), p.lastStats)
+	l := p.load
+	l.Manual, l.Shed = s, max(l.Auto, s.Fraction)
+	p.setLoad(l)
 	p.publish(p.snap.Load().Stats, nil)
 	return s, err
 }
 
 // updateLoad computes the load of a successful poll's stats and the
-// fraction to shed, ends an expired manual shed (saving it), and logs a
-// change between shedding and not once, with the reason.
+// fraction to shed, and ends an expired manual shed (saving it).
 func (p *Poller) updateLoad(now time.Time, stats haproxy.BackendStats) {
-	if p.manual.Fraction > 0 && !p.manual.Active(now) {
-		p.log.Info().Float64("fraction", p.manual.Fraction).Str("reason", p.manual.Reason).Msg("manual shed expired")
-		p.manual = Shed{}
+	manual := p.load.Manual
+	if manual.Fraction > 0 && !manual.Active(now) {
+		p.log.Info().Float64("fraction", manual.Fraction).Str("reason", manual.Reason).Msg("manual shed expired")
+		manual = Shed{}
 		if p.cfg.SaveShed != nil {
-			if err := p.cfg.SaveShed(p.manual); err != nil {
+			if err := p.cfg.SaveShed(manual); err != nil {
 				p.log.Warn().Err(err).Msg("saving the end of a manual shed failed")
 			}
 		}
 	}
 	u, signal := shed.Utilization(stats, p.cfg.CapacityRPS)
-	l := Load{Utilization: u, Signal: signal, Manual: p.manual, Shed: p.manual.Fraction}
+	l := Load{Utilization: u, Signal: signal, Manual: manual, Shed: manual.Fraction}
 	if p.shedder != nil {
-		l.Shed = p.shedder.Update(now, u, p.manual.Fraction)
+		l.Shed = p.shedder.Update(now, u, manual.Fraction)
 		l.Auto = p.shedder.Fraction()
 		l.Average = p.shedder.Average()
 	}
+	p.setLoad(l)
+}
+
+// setLoad puts l in force and logs a change between shedding and not
+// once, with the reason.
+func (p *Poller) setLoad(l Load) {
 	was := p.load.Shed > 0
 	p.load = l
 	switch {
 	case l.Shed > 0 && !was:
-		reason := fmt.Sprintf("utilization %.2f (%s), average %.2f, above target", u, signal, l.Average)
+		reason := fmt.Sprintf("utilization %.2f (%s), average %.2f, above target", l.Utilization, l.Signal, l.Average)
 		if l.Manual.Fraction >= l.Auto {
 			reason = "manual: " + l.Manual.Reason
 		}
-		p.log.Info().Float64("fraction", l.Shed).Float64("utilization", u).Str("reason", reason).Msg("shedding load")
+		p.log.Info().Float64("fraction", l.Shed).Float64("utilization", l.Utilization).Str("reason", reason).Msg("shedding load")
 	case l.Shed == 0 && was:
-		p.log.Info().Float64("utilization", u).Str("signal", signal).Msg("shedding stopped")
+		p.log.Info().Float64("utilization", l.Utilization).Str("signal", l.Signal).Msg("shedding stopped")
 	}
 }
