@@ -49,66 +49,6 @@ func runTool(t *testing.T, name, pkg string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// keygen runs `spdu-haproxy keygen -zone zone -algorithm alg -dir dir` and
-// returns the key's absolute base path, after checking the modes it wrote
-// (.private 0600, .key 0644: the daemon's checks accept them as they are).
-func keygen(t *testing.T, dir, zone, alg string) string {
-	t.Helper()
-	code, out := testenv.RunBinary(t, "keygen", "-zone", zone, "-algorithm", alg, "-dir", dir)
-	base := strings.TrimSpace(out)
-	if code != 0 || !strings.HasPrefix(base, "K"+zone+"+") || strings.Contains(base, "\n") {
-		t.Fatalf("keygen -zone %s -algorithm %s: exit %d, want one base name K%s+...:\n%s", zone, alg, code, zone, out)
-	}
-	path := filepath.Join(dir, base)
-	for ext, want := range map[string]os.FileMode{".key": 0o644, ".private": 0o600} {
-		fi, err := os.Stat(path + ext)
-		if err != nil {
-			t.Fatalf("keygen printed %s but: %v", base, err)
-		}
-		if fi.Mode().Perm() != want {
-			t.Errorf("keygen wrote %s%s with mode %04o, want %04o", base, ext, fi.Mode().Perm(), want)
-		}
-	}
-	return path
-}
-
-// dnssecTable returns a [dnssec] table: own keys, peer keys (base paths),
-// and dnskey_ttl when not "".
-func dnssecTable(keys, peers []string, dnskeyTTL string) string {
-	q := func(ss []string) string {
-		out := make([]string, len(ss))
-		for i, s := range ss {
-			out[i] = fmt.Sprintf("%q", s)
-		}
-		return "[" + strings.Join(out, ", ") + "]"
-	}
-	s := fmt.Sprintf("[dnssec]\nkeys = %s\n", q(keys))
-	if len(peers) > 0 {
-		s += fmt.Sprintf("peer_keys = %s\n", q(peers))
-	}
-	if dnskeyTTL != "" {
-		s += fmt.Sprintf("dnskey_ttl = %q\n", dnskeyTTL)
-	}
-	return s
-}
-
-// readDNSKEY returns the DNSKEY record of a key's .key file.
-func readDNSKEY(t *testing.T, base string) *dns.DNSKEY {
-	t.Helper()
-	b, err := os.ReadFile(base + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zp := dns.NewZoneParser(strings.NewReader(string(b)), "", "")
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		if k, ok := rr.(*dns.DNSKEY); ok {
-			return k
-		}
-	}
-	t.Fatalf("%s.key holds no DNSKEY (%v)", base, zp.Err())
-	return nil
-}
-
 // anchors is a delv trust-anchors file (BIND 9.18 syntax).
 type anchors struct {
 	keys []*dns.DNSKEY // static-key
@@ -335,13 +275,13 @@ func validatedMatrix(t *testing.T, mode string, sites []*signedSite, alg string,
 	dir := testenv.TempDir(t)
 	var keys []string // each site's own key (all the same when shared)
 	if shared {
-		k := keygen(t, dir, poolZone, alg)
+		k := testenv.Keygen(t, dir, poolZone, alg)
 		for range sites {
 			keys = append(keys, k)
 		}
 	} else {
 		for range sites {
-			keys = append(keys, keygen(t, dir, poolZone, alg))
+			keys = append(keys, testenv.Keygen(t, dir, poolZone, alg))
 		}
 	}
 	for i, s := range sites {
@@ -349,7 +289,7 @@ func validatedMatrix(t *testing.T, mode string, sites []*signedSite, alg string,
 		if !shared {
 			peers = slices.Concat(keys[:i], keys[i+1:])
 		}
-		s.startWith(t, dnssecTable(keys[i:i+1], peers, ""))
+		s.startWith(t, testenv.DNSSECTable(keys[i:i+1], peers, ""))
 	}
 	defer func() {
 		for _, s := range sites {
@@ -377,18 +317,18 @@ func validatedMatrix(t *testing.T, mode string, sites []*signedSite, alg string,
 	checkDS(t, ds, slices.Compact(slices.Clone(keys)))
 	a := anchors{ds: ds}
 	if shared {
-		a = anchors{keys: []*dns.DNSKEY{readDNSKEY(t, keys[0])}}
+		a = anchors{keys: []*dns.DNSKEY{testenv.ReadDNSKEY(t, keys[0])}}
 	}
 	anchorsFile := a.write(t, dir)
 
 	var wantKeys []string
 	for _, k := range slices.Compact(slices.Clone(keys)) {
-		d := readDNSKEY(t, k)
+		d := testenv.ReadDNSKEY(t, k)
 		wantKeys = append(wantKeys, strings.TrimPrefix(d.String(), d.Header().String()))
 	}
 	slices.Sort(wantKeys)
 	for i, s := range sites {
-		ownTag := readDNSKEY(t, keys[i]).KeyTag()
+		ownTag := testenv.ReadDNSKEY(t, keys[i]).KeyTag()
 		wantA, wantAAAA := s.addrs(mode, sites)
 		for _, q := range []struct {
 			name, qtype, want string
@@ -603,7 +543,7 @@ func checkSigningStatus(t *testing.T, web string) {
 // fix it), and another zone's key.
 func TestDNSSECKeyErrors(t *testing.T) {
 	dir := testenv.TempDir(t)
-	other := keygen(t, dir, "other.domain.tld.", "ecdsap256sha256")
+	other := testenv.Keygen(t, dir, "other.domain.tld.", "ecdsap256sha256")
 	for _, tc := range []struct {
 		name string
 		// spoil makes the error and returns the file it is about.
@@ -621,15 +561,15 @@ func TestDNSSECKeyErrors(t *testing.T) {
 			[]string{"mode 0644", "chmod go-rwx"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key := keygen(t, dir, poolZone, "ecdsap256sha256")
+			key := testenv.Keygen(t, dir, poolZone, "ecdsap256sha256")
 			file := tc.spoil(key)
-			cfg := keyErrorConfig(t, dnssecTable([]string{key}, nil, ""))
+			cfg := keyErrorConfig(t, testenv.DNSSECTable([]string{key}, nil, ""))
 			wantStartError(t, cfg, append(tc.want, file))
 		})
 	}
 	t.Run("peer key of another zone", func(t *testing.T) {
-		key := keygen(t, dir, poolZone, "ecdsap256sha256")
-		cfg := keyErrorConfig(t, dnssecTable([]string{key}, []string{other}, ""))
+		key := testenv.Keygen(t, dir, poolZone, "ecdsap256sha256")
+		cfg := keyErrorConfig(t, testenv.DNSSECTable([]string{key}, []string{other}, ""))
 		wantStartError(t, cfg, []string{"dnssec.peer_keys[0]", other + ".key", "not to zone " + poolZone})
 	})
 }
@@ -681,13 +621,13 @@ func wantStartError(t *testing.T, cfg string, want []string) {
 // anchor validates.
 func TestDNSSECReloadBadKey(t *testing.T) {
 	dir := testenv.TempDir(t)
-	key := keygen(t, dir, poolZone, "ecdsap256sha256")
+	key := testenv.Keygen(t, dir, poolZone, "ecdsap256sha256")
 	ss := testenv.NewSites(t, "self", map[string]string{"alpha": "127.0.0.2"}, 0)
 	s := startSignedSites(t, ss, []string{"alpha"})[0]
-	s.startWith(t, dnssecTable([]string{key}, nil, ""))
+	s.startWith(t, testenv.DNSSECTable([]string{key}, nil, ""))
 	testenv.Eventually(t, 10*time.Second, "alpha serves", func() bool { return query(s.DNSAddr) == dns.RcodeSuccess })
-	oldAnchors := anchors{keys: []*dns.DNSKEY{readDNSKEY(t, key)}}.write(t, dir)
-	oldTag := readDNSKEY(t, key).KeyTag()
+	oldAnchors := anchors{keys: []*dns.DNSKEY{testenv.ReadDNSKEY(t, key)}}.write(t, dir)
+	oldTag := testenv.ReadDNSKEY(t, key).KeyTag()
 	validates := func(stage, anchorsFile string, tag uint16) {
 		t.Helper()
 		for _, q := range [][3]string{{"api." + poolZone, "A", validated}, {poolZone, "DNSKEY", validated}, {"nope." + poolZone, "A", negativeValidated}} {
@@ -702,19 +642,19 @@ func TestDNSSECReloadBadKey(t *testing.T) {
 	}
 	validates("before", oldAnchors, oldTag)
 
-	otherZone := keygen(t, dir, "other.domain.tld.", "ecdsap256sha256")
-	worldReadable := keygen(t, dir, poolZone, "ecdsap256sha256")
+	otherZone := testenv.Keygen(t, dir, "other.domain.tld.", "ecdsap256sha256")
+	worldReadable := testenv.Keygen(t, dir, poolZone, "ecdsap256sha256")
 	must(t, os.Chmod(worldReadable+".private", 0o644))
 	missing := filepath.Join(dir, "Kpool.domain.tld.+013+00001")
 	for _, tc := range []struct {
 		name, sec, file string
 	}{
-		{"peer key of another zone", dnssecTable([]string{key}, []string{otherZone}, ""), otherZone + ".key"},
-		{"missing own key", dnssecTable([]string{key, missing}, nil, ""), missing + ".key"},
-		{".private mode 0644", dnssecTable([]string{worldReadable}, nil, ""), worldReadable + ".private"},
+		{"peer key of another zone", testenv.DNSSECTable([]string{key}, []string{otherZone}, ""), otherZone + ".key"},
+		{"missing own key", testenv.DNSSECTable([]string{key, missing}, nil, ""), missing + ".key"},
+		{".private mode 0644", testenv.DNSSECTable([]string{worldReadable}, nil, ""), worldReadable + ".private"},
 	} {
 		s.Config.Extra = s.extra + tc.sec
-		log := reloadWith(t, s.Daemon, s.CfgPath, s.Config.Text(t), "reload failed: keeping the running configuration")
+		log := testenv.Reload(t, s.Daemon, s.CfgPath, s.Config.Text(t), "reload failed: keeping the running configuration")
 		if !strings.Contains(log, tc.file) {
 			t.Errorf("reload with %s: the log does not name %s:\n%s", tc.name, tc.file, log)
 		}
@@ -724,10 +664,10 @@ func TestDNSSECReloadBadKey(t *testing.T) {
 		t.Errorf("/status dnssec after the refused reloads: %+v; want signing unharmed", st.DNSSEC)
 	}
 
-	next := keygen(t, dir, poolZone, "ed25519")
-	s.Config.Extra = s.extra + dnssecTable([]string{next}, nil, "")
-	reloadWith(t, s.Daemon, s.CfgPath, s.Config.Text(t), "configuration reloaded")
-	validates("after a good reload", anchors{keys: []*dns.DNSKEY{readDNSKEY(t, next)}}.write(t, dir), readDNSKEY(t, next).KeyTag())
+	next := testenv.Keygen(t, dir, poolZone, "ed25519")
+	s.Config.Extra = s.extra + testenv.DNSSECTable([]string{next}, nil, "")
+	testenv.Reload(t, s.Daemon, s.CfgPath, s.Config.Text(t), "configuration reloaded")
+	validates("after a good reload", anchors{keys: []*dns.DNSKEY{testenv.ReadDNSKEY(t, next)}}.write(t, dir), testenv.ReadDNSKEY(t, next).KeyTag())
 	if r := delv(t, s.DNSAddr, oldAnchors, "api."+poolZone, "A"); strings.Contains(r.comment, "validated") {
 		t.Errorf("after the key changed, the old trust anchor still validates: %q", r.comment)
 	}

@@ -222,7 +222,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("TTL %d before reload, want 5", ttl)
 	}
 	good := strings.Replace(string(orig), "[dns]\n", "[dns]\nttl = \"7s\"\n", 1)
-	reloadWith(t, d, s.CfgPath, good, "configuration reloaded")
+	testenv.Reload(t, d, s.CfgPath, good, "configuration reloaded")
 	testenv.Eventually(t, 5*time.Second, "new TTL served", func() bool { return answerTTL(s.DNSAddr) == 7 })
 
 	// rep replaces the first old in the good file.
@@ -257,7 +257,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if logs := reloadWith(t, d, s.CfgPath, bad.text, "reload failed"); !strings.Contains(logs, bad.log) {
+		if logs := testenv.Reload(t, d, s.CfgPath, bad.text, "reload failed"); !strings.Contains(logs, bad.log) {
 			t.Errorf("%s: the refusal does not say %q:\n%s", bad.name, bad.log, logs)
 		}
 		if ttl := answerTTL(s.DNSAddr); ttl != 7 {
@@ -268,7 +268,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One more valid reload, then keep the load up long enough to count.
-	reloadWith(t, d, s.CfgPath, strings.Replace(good, `ttl = "7s"`, `ttl = "6s"`, 1), "configuration reloaded")
+	testenv.Reload(t, d, s.CfgPath, strings.Replace(good, `ttl = "7s"`, `ttl = "6s"`, 1), "configuration reloaded")
 	testenv.Eventually(t, 5*time.Second, "second reload served", func() bool { return answerTTL(s.DNSAddr) == 6 })
 	total, failed := load.stop(t, 500)
 	t.Logf("reloads under load: %d queries, %d failed", total, failed)

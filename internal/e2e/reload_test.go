@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,23 +82,6 @@ func nsidOf(t *testing.T, addr string) string {
 	return ""
 }
 
-// reloadWith writes text to the daemon's configuration, sends SIGHUP and
-// waits until the log says the reload was done (want "configuration
-// reloaded") or refused (want "reload failed"); it returns the log lines of
-// this reload.
-func reloadWith(t *testing.T, d *Daemon, path, text, want string) string {
-	t.Helper()
-	mark := len(d.Output())
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, "log says "+want, func() bool { return strings.Contains(d.Output()[mark:], want) })
-	return d.Output()[mark:]
-}
-
 // TestReloadMovesListeners: SIGHUP moves the DNS, agent, metrics and control
 // listeners (new bound before old closed, zero failed queries on an address
 // that stays), refuses a move that cannot bind as a whole, and turns
@@ -143,7 +125,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	if step1 == orig || strings.Count(step1, "127.0.0.2") != 1 {
 		t.Fatalf("test bug: replacements did not apply:\n%s", step1)
 	}
-	logs := reloadWith(t, d, s.CfgPath, step1, "configuration reloaded")
+	logs := testenv.Reload(t, d, s.CfgPath, step1, "configuration reloaded")
 	if !strings.Contains(logs, "listeners moved") || strings.Contains(logs, "next restart") {
 		t.Errorf("reload log lacks the move, or defers a key to a restart:\n%s", logs)
 	}
@@ -180,7 +162,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	}
 	load = startQueryLoad(dns2)
 	step2 := rep(step1, fmt.Sprintf("listen = [%q, %q]", s.DNSAddr, dns2), fmt.Sprintf("listen = [%q]", dns2))
-	reloadWith(t, d, s.CfgPath, step2, "configuration reloaded")
+	testenv.Reload(t, d, s.CfgPath, step2, "configuration reloaded")
 	if rc := query(s.DNSAddr); rc != -1 {
 		t.Errorf("dropped DNS address %s still answers: rcode %d", s.DNSAddr, rc)
 	}
@@ -196,7 +178,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	bad := rep(step2, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q, %q]", dns2, dns3),
 		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", busy.Addr()),
 		`[dns]`+"\n", "[dns]\nttl = \"9s\"\n")
-	logs = reloadWith(t, d, s.CfgPath, bad, "reload failed")
+	logs = testenv.Reload(t, d, s.CfgPath, bad, "reload failed")
 	if !strings.Contains(logs, "agent.listen") {
 		t.Errorf("refused reload does not name agent.listen:\n%s", logs)
 	}
@@ -211,7 +193,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	}
 
 	// 4. Metrics off.
-	reloadWith(t, d, s.CfgPath, rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`), "configuration reloaded")
+	testenv.Reload(t, d, s.CfgPath, rep(step2, fmt.Sprintf("listen = %q", web2), `listen = "off"`), "configuration reloaded")
 	if _, err := http.Get("http://" + web2 + "/metrics"); err == nil {
 		t.Errorf("metrics still served on %s after metrics.listen = off", web2)
 	}
@@ -235,7 +217,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	}
 	step5 := rep(step4, fmt.Sprintf("listen = [%q]", dns2), fmt.Sprintf("listen = [%q]", mapped(dns2)),
 		fmt.Sprintf("listen = %q", agent2), fmt.Sprintf("listen = %q", mapped(agent2)))
-	logs = reloadWith(t, d, s.CfgPath, step5, "configuration reloaded")
+	logs = testenv.Reload(t, d, s.CfgPath, step5, "configuration reloaded")
 	for _, want := range []string{"agent.listen overlaps the old address", "the new address overlaps the old one on the same port"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("reload log lacks %q:\n%s", want, logs)

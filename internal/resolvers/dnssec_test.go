@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -247,35 +246,13 @@ func waitRefuses(t *testing.T, s *site) {
 // and returns its absolute base path and its key tag.
 func keygen(t *testing.T, dir string) (string, uint16) {
 	t.Helper()
-	code, out := testenv.RunBinary(t, "keygen", "-zone", PoolZone, "-dir", dir)
-	if code != 0 {
-		t.Fatalf("keygen: exit %d:\n%s", code, out)
-	}
-	base := filepath.Join(dir, strings.TrimSpace(out))
-	b, err := os.ReadFile(base + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zp := dns.NewZoneParser(strings.NewReader(string(b)), "", "")
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		if k, ok := rr.(*dns.DNSKEY); ok {
-			return base, k.KeyTag()
-		}
-	}
-	t.Fatalf("%s.key holds no DNSKEY", base)
-	return "", 0
+	base := testenv.Keygen(t, dir, PoolZone, "ecdsap256sha256")
+	return base, testenv.ReadDNSKEY(t, base).KeyTag()
 }
 
-// dnssecTable returns a [dnssec] table.
+// dnssecTable is testenv.DNSSECTable with dnskey_ttl a duration.
 func dnssecTable(keys, peers []string, dnskeyTTL time.Duration) string {
-	q := func(ss []string) string {
-		out := make([]string, len(ss))
-		for i, s := range ss {
-			out[i] = fmt.Sprintf("%q", s)
-		}
-		return "[" + strings.Join(out, ", ") + "]"
-	}
-	return fmt.Sprintf("[dnssec]\nkeys = %s\npeer_keys = %s\ndnskey_ttl = %q\n", q(keys), q(peers), dnskeyTTL)
+	return testenv.DNSSECTable(keys, peers, dnskeyTTL.String())
 }
 
 // dsRecords returns what `spdu-haproxy ds` prints for the configuration of
@@ -310,20 +287,7 @@ func dsRecords(t *testing.T, s *site, sec string) []*dns.DS {
 func reload(t *testing.T, s *site, sec string) {
 	t.Helper()
 	s.Config.Extra = sec
-	if err := os.WriteFile(s.CfgPath, []byte(s.Config.Text(t)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mark := len(s.daemon.Output())
-	if err := s.daemon.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, s.name+" reloaded", func() bool {
-		out := s.daemon.Output()[mark:]
-		if strings.Contains(out, "reload failed") {
-			t.Fatalf("%s: reload failed:\n%s", s.name, out)
-		}
-		return strings.Contains(out, "configuration reloaded")
-	})
+	testenv.Reload(t, s.daemon, s.CfgPath, s.Config.Text(t), "configuration reloaded")
 }
 
 // dnskeyAt asks the server at addr (a site's nameserver, or a resolver:

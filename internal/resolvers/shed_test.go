@@ -6,13 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -374,16 +372,7 @@ func TestLoadShedding(t *testing.T) {
 	// Shedding on: the same daemon, reloaded.
 	c := sites["alpha"].Config
 	c.Extra += "[shed]\nenabled = true\n"
-	if err := os.WriteFile(sites["alpha"].CfgPath, []byte(c.Text(t)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reloads := strings.Count(procs["alpha"].Output(), `"message":"configuration reloaded"`)
-	if err := procs["alpha"].Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 5*time.Second, "alpha reloaded", func() bool {
-		return strings.Count(procs["alpha"].Output(), `"message":"configuration reloaded"`) > reloads
-	})
+	testenv.Reload(t, procs["alpha"], sites["alpha"].CfgPath, c.Text(t), "configuration reloaded")
 	onStart := time.Now()
 	hold(onFor)
 	onEnd := time.Now()

@@ -1,9 +1,12 @@
 package testenv
 
 import (
+	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Process is a child process started for a test; its combined output is
@@ -61,4 +64,32 @@ func (p *Process) ExitCode() int {
 func (p *Process) Kill() {
 	p.cmd.Process.Kill() //nolint:errcheck // may have exited already
 	<-p.done
+}
+
+// Reload writes text to the daemon's configuration file path, sends p
+// SIGHUP and waits until its log says the reload was done (want
+// "configuration reloaded") or refused (want "reload failed"), failing at
+// once when it says the other; it returns the log lines of this reload.
+func Reload(t testing.TB, p *Process, path, text, want string) string {
+	t.Helper()
+	const done, failed = "configuration reloaded", "reload failed"
+	other := failed
+	if strings.HasPrefix(want, failed) {
+		other = done
+	}
+	mark := len(p.Output())
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, "log says "+want, func() bool {
+		out := p.Output()[mark:]
+		if strings.Contains(out, other) && !strings.Contains(out, want) {
+			t.Fatalf("reload: log says %q, want %q:\n%s", other, want, out)
+		}
+		return strings.Contains(out, want)
+	})
+	return p.Output()[mark:]
 }
