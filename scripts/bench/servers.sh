@@ -93,11 +93,26 @@ spdu_rrl_off() {
   fi
 }
 
-# start_knot PORT: knotd with one UDP worker; sets KNOT_PID.
-start_knot() {
-  local port=$1 d=$work/knot
+# knot_conf DIR PORT SIGNED: writes DIR/knot.conf and the zone file for
+# knotd on 127.0.0.1@PORT with one UDP worker; with SIGNED=1 Knot signs the
+# zone itself (dnssec-signing: on) with an automatic policy of one
+# ECDSAP256SHA256 key (a CSK: single-type-signing), NSEC, no CDS/CDNSKEY,
+# its key store and journal under DIR.
+knot_conf() {
+  local d=$1 port=$2 signed=$3 kasp="" policy="" signing=""
   mkdir -p "$d"
   write_zone "$d/$ZONE.zone"
+  if [ "$signed" = 1 ]; then
+    kasp="    kasp-db: $d/keys"
+    policy="policy:
+  - id: bench
+    algorithm: ecdsap256sha256
+    single-type-signing: on
+    nsec3: off
+    cds-cdnskey-publish: none"
+    signing="    dnssec-signing: on
+    dnssec-policy: bench"
+  fi
   cat >"$d/knot.conf" <<EOF
 server:
     listen: 127.0.0.1@$port
@@ -109,6 +124,8 @@ server:
     version: ""
 database:
     storage: $d
+$kasp
+$policy
 template:
   - id: default
     storage: $d
@@ -116,11 +133,18 @@ template:
 zone:
   - domain: $ZONE.
     file: $d/$ZONE.zone
+$signing
 log:
   - target: stderr
     any: warning
 EOF
-  start_bg "$work/knot.log" "${CORE1[@]}" /usr/sbin/knotd -c "$d/knot.conf"
+}
+
+# start_knot PORT: knotd serving the zone unsigned; sets KNOT_PID.
+start_knot() {
+  local port=$1
+  knot_conf "$work/knot" "$port" 0
+  start_bg "$work/knot.log" "${CORE1[@]}" /usr/sbin/knotd -c "$work/knot/knot.conf"
   KNOT_PID=$LAST_PID
   wait_noerror "$port" 20 knot "$KNOT_PID"
 }
@@ -211,46 +235,12 @@ start_spdu_signed() {
   wait_noerror "$port" 30 spdu-signed "$SPDU_SIGNED_PID"
 }
 
-# start_knot_signed PORT: knotd as start_knot, signing the zone itself
-# (dnssec-signing: on) with an automatic policy of one ECDSAP256SHA256 key
-# (a CSK: single-type-signing), NSEC, no CDS/CDNSKEY, its key store and
-# journal under $work/knot-signed; sets KNOT_SIGNED_PID.
+# start_knot_signed PORT: knotd signing the zone itself (knot_conf with
+# SIGNED=1, under $work/knot-signed); sets KNOT_SIGNED_PID.
 start_knot_signed() {
-  local port=$1 d=$work/knot-signed
-  mkdir -p "$d"
-  write_zone "$d/$ZONE.zone"
-  cat >"$d/knot.conf" <<EOC
-server:
-    listen: 127.0.0.1@$port
-    rundir: $d
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-database:
-    storage: $d
-    kasp-db: $d/keys
-policy:
-  - id: bench
-    algorithm: ecdsap256sha256
-    single-type-signing: on
-    nsec3: off
-    cds-cdnskey-publish: none
-template:
-  - id: default
-    storage: $d
-    semantic-checks: off
-zone:
-  - domain: $ZONE.
-    file: $d/$ZONE.zone
-    dnssec-signing: on
-    dnssec-policy: bench
-log:
-  - target: stderr
-    any: warning
-EOC
-  start_bg "$work/knot-signed.log" "${CORE1[@]}" /usr/sbin/knotd -c "$d/knot.conf"
+  local port=$1
+  knot_conf "$work/knot-signed" "$port" 1
+  start_bg "$work/knot-signed.log" "${CORE1[@]}" /usr/sbin/knotd -c "$work/knot-signed/knot.conf"
   KNOT_SIGNED_PID=$LAST_PID
   wait_noerror "$port" 20 knot-signed "$KNOT_SIGNED_PID"
 }
