@@ -60,6 +60,7 @@ if [ "$(nproc)" -ge 2 ]; then PIN=${BENCH_PIN:-1}; else PIN=0; fi
 CLK_TCK=$(getconf CLK_TCK)
 SERVERS="spdu-haproxy knot nsd gdnsd"
 MIXES="a mixed a+edns mixed+edns"
+
 # The dnssec part: the same query files with the DO bit.
 DNSSEC_SERVERS="spdu-haproxy spdu-signed knot-signed"
 DNSSEC_MIXES="a+do mixed+do"
@@ -260,11 +261,7 @@ part_dns() {
     printf 'dnsperf %s; %s rounds; ' "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$ROUNDS"
     if [ "$PIN" = 1 ]; then echo 'servers pinned to core 1 (`taskset -c 1`, every thread checked before each run), dnsperf to core 0.'; else echo 'no pinning.'; fi
     echo
-    if [ -s "$work/repinned" ]; then
-      echo "Servers that had moved threads off core 1 by themselves and were put back (server, CPU lists found):"
-      sed 's/^/`/; s/$/`/' "$work/repinned" | paste -sd';' - | sed 's/;/; /g'
-      echo
-    fi
+    repinned_note
     echo "spdu-haproxy: response rate limiting $SPDU_RRL.${BENCH_SPDU_BIN:+ Binary: \`$BENCH_SPDU_BIN\` (BENCH_SPDU_BIN), not built by the script.}"
     echo
     dns_table "$work/results"
@@ -364,11 +361,7 @@ part_dnssec() {
     printf 'dnsperf %s; %s rounds; the mixes of the DNS load section; ' "$(dnsperf -h 2>&1 | sed -n 's/^Version //p')" "$ROUNDS"
     if [ "$PIN" = 1 ]; then echo 'pinning as there.'; else echo 'no pinning.'; fi
     echo
-    if [ -s "$work/repinned" ]; then
-      echo "Servers that had moved threads off core 1 by themselves and were put back (server, CPU lists found):"
-      sed 's/^/`/; s/$/`/' "$work/repinned" | paste -sd';' - | sed 's/;/; /g'
-      echo
-    fi
+    repinned_note
     echo "Servers: \`spdu-haproxy\` is the unsigned daemon of the DNS load section (DO queries to an unsigned zone get the unsigned answers); \`spdu-signed\` is a second daemon behind the same site with the same configuration plus \`[dnssec] keys\` (one ECDSAP256SHA256 key from \`spdu-haproxy keygen\`), answering DO queries with RRSIGs and NSEC proofs; \`knot-signed\` is Knot with \`dnssec-signing: on\` (automatic policy: one ECDSAP256SHA256 CSK, NSEC). spdu-haproxy: response rate limiting $SPDU_RRL."
     echo
     dnssec_table "$work/dnssec-results"

@@ -25,6 +25,16 @@ median() {
   }'
 }
 
+# repinned_note prints, if any server moved threads off core 1 by itself
+# during the runs, which and from which CPUs, for the doc.
+repinned_note() {
+  if [ -s "$work/repinned" ]; then
+    echo "Servers that had moved threads off core 1 by themselves and were put back (server, CPU lists found):"
+    sed 's/^/`/; s/$/`/' "$work/repinned" | paste -sd';' - | sed 's/;/; /g'
+    echo
+  fi
+}
+
 # median_rows RESULTS MIXES SERVERS OUT: for each mix and server, one line
 # "mix server qps latency lost cpu q/cpu-s rss other% dnsperf%" into OUT,
 # each cell the median of the rounds in RESULTS (peak RSS the largest).
