@@ -155,17 +155,25 @@ func TestLongServerName(t *testing.T) {
 	})
 }
 
-// TestDrainSurvivesRestart drains a real site with drain_servers, restarts
-// the daemon, and resumes: the zone is withdrawn at once and stays
-// withdrawn across the restart; our agent drains the servers it may and
-// undoes exactly those on resume, never an operator's drain.
-func TestDrainSurvivesRestart(t *testing.T) {
+// startDrainSite starts a site with a backup server and an in-process
+// daemon with agent.drain_servers, and waits until it serves the zone.
+func startDrainSite(t *testing.T) (*testenv.Site, *config.Config, *running) {
+	t.Helper()
 	backup := testenv.StartBackends(t, 1)[0]
 	s := testenv.StartSite(t, testenv.SiteOpts{HAProxy: testenv.SiteHAProxy{Backup: backup.Addr},
 		Daemon: testenv.DaemonConfig{Agent: "drain_servers = true"}})
 	cfg := s.Config.Parse(t)
 	d := startDaemon(t, cfg)
 	testenv.Eventually(t, 5*time.Second, "zone served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	return s, cfg, d
+}
+
+// TestDrainSurvivesRestart drains a real site with drain_servers, restarts
+// the daemon, and resumes: the zone is withdrawn at once and stays
+// withdrawn across the restart; our agent drains the servers it may and
+// undoes exactly those on resume, never an operator's drain.
+func TestDrainSurvivesRestart(t *testing.T) {
+	s, cfg, d := startDrainSite(t)
 	// An operator drains s2 by hand before the site drain.
 	if _, err := s.HAProxy.Command("set server api/s2 state drain"); err != nil {
 		t.Fatal(err)
@@ -236,12 +244,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 // maintenance: it stays in maintenance through several agent checks and
 // through resume, while our own drains are undone.
 func TestDrainLeavesOperatorMaint(t *testing.T) {
-	backup := testenv.StartBackends(t, 1)[0]
-	s := testenv.StartSite(t, testenv.SiteOpts{HAProxy: testenv.SiteHAProxy{Backup: backup.Addr},
-		Daemon: testenv.DaemonConfig{Agent: "drain_servers = true"}})
-	cfg := s.Config.Parse(t)
-	d := startDaemon(t, cfg)
-	testenv.Eventually(t, 5*time.Second, "zone served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
+	s, cfg, d := startDrainSite(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := control.Call(ctx, cfg.Control.Socket, control.Request{Cmd: control.CmdDrain, Reason: "rack move"}); err != nil {
