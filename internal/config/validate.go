@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/spdu/spdu-haproxy/internal/dnssec"
 )
 
 // MinUp is "health.min_up": either an absolute number of usable servers
@@ -516,14 +518,11 @@ func (d *DNSSEC) validate() error {
 		}
 	}
 	v, r := d.SignatureValidity.Duration, d.Refresh.Duration
-	switch {
-	case r <= 0:
-		return fmt.Errorf("dnssec.refresh: %s must be above zero", r)
-	case v <= r:
-		return fmt.Errorf("dnssec.signature_validity: %s must be longer than dnssec.refresh (%s)", v, r)
-	case v > 3650*24*time.Hour:
-		return fmt.Errorf("dnssec.signature_validity: %s is longer than 10 years", v)
-	case v < time.Hour+r:
+	if err := dnssec.CheckTiming(v, r); err != nil {
+		return fmt.Errorf("dnssec.signature_validity and dnssec.refresh: %w", err)
+	}
+	if v < time.Hour+r {
+		// A failed refresh is retried until an hour before expiry.
 		return fmt.Errorf("dnssec.signature_validity: %s leaves less than an hour between a refresh (%s) and expiry", v, r)
 	}
 	if t := d.DNSKEYTTL.Duration; t <= 0 || t%time.Second != 0 || t > math.MaxInt32*time.Second {
