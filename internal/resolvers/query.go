@@ -17,6 +17,9 @@ type Result struct {
 	Took time.Duration
 	// Rcode is the reply's rcode, or NoReply.
 	Rcode int
+	// Attempts is how many times the query was sent (a Sampler retries
+	// on no reply; Resolve sends once).
+	Attempts int
 	// Addrs are the A and AAAA addresses of the answer section, in order
 	// (CNAMEs are followed by the resolver and skipped here).
 	Addrs []string
@@ -44,7 +47,7 @@ func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	c := &dns.Client{Net: "udp", Timeout: timeout}
-	res := Result{Sent: time.Now(), Rcode: NoReply}
+	res := Result{Sent: time.Now(), Rcode: NoReply, Attempts: 1}
 	r, _, err := c.Exchange(m, addr)
 	res.Took = time.Since(res.Sent)
 	if err != nil {

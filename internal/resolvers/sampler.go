@@ -17,6 +17,10 @@ type SamplerConfig struct {
 	Every time.Duration
 	// Timeout bounds one query. Default 2s.
 	Timeout time.Duration
+	// Attempts is how many times a query is sent when no reply comes
+	// within Timeout, as a stub resolver's resolv.conf "attempts" (glibc's
+	// default is 2). Default 1: no retry.
+	Attempts int
 	// Limit is how long the sampler runs at most; it stops by itself then.
 	// Default 5m.
 	Limit time.Duration
@@ -52,6 +56,9 @@ func StartSampler(t testing.TB, c SamplerConfig, rs ...*Resolver) *Sampler {
 	if c.Limit <= 0 {
 		c.Limit = 5 * time.Minute
 	}
+	if c.Attempts <= 0 {
+		c.Attempts = 1
+	}
 	s := &Sampler{cfg: c, stop: make(chan struct{}), results: map[*Resolver][]Result{}}
 	for _, r := range rs {
 		s.wg.Add(1)
@@ -61,8 +68,9 @@ func StartSampler(t testing.TB, c SamplerConfig, rs ...*Resolver) *Sampler {
 	return s
 }
 
-// run asks r every Every until Stop or Limit. At most Timeout/Every+1
-// queries are in flight, since each ends within Timeout.
+// run asks r every Every until Stop or Limit. At most
+// Attempts×Timeout/Every+1 queries are in flight, since each ends within
+// Attempts×Timeout.
 func (s *Sampler) run(r *Resolver) {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.cfg.Every)
@@ -75,7 +83,7 @@ func (s *Sampler) run(r *Resolver) {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
-			res := Resolve(r.Addr, s.cfg.Name, s.cfg.Type, s.cfg.Timeout)
+			res := s.resolve(r)
 			s.mu.Lock()
 			s.results[r] = append(s.results[r], res)
 			s.mu.Unlock()
@@ -90,7 +98,27 @@ func (s *Sampler) run(r *Resolver) {
 	}
 }
 
-// Stop ends sampling and waits for the queries in flight (at most Timeout).
+// resolve asks r once, and again up to Attempts in all while no reply
+// comes. The Result is the last attempt's, with Sent, Took and Attempts
+// counted from the first.
+func (s *Sampler) resolve(r *Resolver) Result {
+	var res Result
+	for i := 0; i < s.cfg.Attempts; i++ {
+		next := Resolve(r.Addr, s.cfg.Name, s.cfg.Type, s.cfg.Timeout)
+		if i > 0 {
+			next.Sent, next.Took = res.Sent, time.Since(res.Sent)
+		}
+		next.Attempts = i + 1
+		res = next
+		if res.Rcode != NoReply {
+			break
+		}
+	}
+	return res
+}
+
+// Stop ends sampling and waits for the queries in flight (at most
+// Attempts×Timeout).
 // Stopping twice does nothing more.
 func (s *Sampler) Stop() {
 	s.once.Do(func() { close(s.stop) })

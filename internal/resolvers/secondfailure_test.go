@@ -16,7 +16,8 @@ import (
 type outcome struct {
 	samples   int
 	servfail  int           // SERVFAIL replies
-	noReply   int           // queries without a reply within the client's timeout
+	noReply   int           // queries without a reply to either of the client's two attempts
+	retried   int           // queries answered only on the client's second attempt
 	other     int           // any other reply without an address
 	firstFail time.Duration // first failed query after the kill, -1 if none
 	lastFail  time.Duration // last one, -1 if none
@@ -36,6 +37,9 @@ func analyze(all []Result, kill time.Time, alphaIP, betaIP string) outcome {
 		}
 		at := r.Sent.Sub(kill)
 		o.samples++
+		if r.Attempts > 1 && r.Rcode != NoReply {
+			o.retried++
+		}
 		switch {
 		case r.Rcode == dns.RcodeServerFailure:
 			o.servfail++
@@ -170,7 +174,10 @@ func TestSecondFailure(t *testing.T) {
 					continue
 				}
 				if o.failed() > 0 {
-					t.Errorf("%s: %d of %d queries failed after alpha died (%d SERVFAIL, %d no reply)", k, o.failed(), o.samples, o.servfail, o.noReply)
+					t.Errorf("%s: %d of %d queries failed after alpha died (%d SERVFAIL, %d no reply to either attempt)", k, o.failed(), o.samples, o.servfail, o.noReply)
+				}
+				if k != Unbound && o.retried > 0 {
+					t.Errorf("%s: %d of %d queries got no reply to the first attempt; only unbound drops queries (its discard-timeout)", k, o.retried, o.samples)
 				}
 				if o.settled < 0 || o.settled > settleBound {
 					t.Errorf("%s: hands out beta alone from %s after alpha died, want within %s", k, dur(o.settled), settleBound)
@@ -212,7 +219,7 @@ func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[K
 		}
 		return rc == dns.RcodeSuccess && fmt.Sprint(got) == fmt.Sprint(withdrawn)
 	})
-	s := StartSampler(t, SamplerConfig{Every: 100 * time.Millisecond, Timeout: 3 * time.Second, Limit: 5 * time.Minute}, rs...)
+	s := StartSampler(t, SamplerConfig{Every: 100 * time.Millisecond, Timeout: 3 * time.Second, Attempts: 2, Limit: 5 * time.Minute}, rs...)
 	// Two expiries of the answer: every resolver has asked both
 	// nameservers by then (see the test's comment).
 	hold(ttl + 2*time.Second)
@@ -254,11 +261,11 @@ func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[K
 	fmt.Fprintf(&b, "%s mode, TTL %s, beta's first fault %s: beta withdrawn %s, serving again %s later; alpha killed %s after that; watched %s\n",
 		mode, ttl, first, recovered.Sub(start).Round(100*time.Millisecond), serving.Sub(recovered).Round(100*time.Millisecond),
 		kill.Sub(serving).Round(100*time.Millisecond), w)
-	fmt.Fprintf(&b, "%-14s %8s %9s %8s %8s %11s %11s %11s %11s\n", "resolver", "queries", "SERVFAIL", "noreply", "before", "first fail", "last fail", "last alpha", "beta alone")
+	fmt.Fprintf(&b, "%-14s %8s %9s %8s %8s %8s %11s %11s %11s %11s\n", "resolver", "queries", "SERVFAIL", "noreply", "retried", "before", "first fail", "last fail", "last alpha", "beta alone")
 	for _, r := range rs {
 		o := analyze(s.Results(r), kill, alpha.ip, beta.ip)
 		out[r.Kind] = o
-		fmt.Fprintf(&b, "%-14s %8d %9d %8d %8d %11s %11s %11s %11s\n", r.Kind, o.samples, o.servfail, o.noReply, o.before,
+		fmt.Fprintf(&b, "%-14s %8d %9d %8d %8d %8d %11s %11s %11s %11s\n", r.Kind, o.samples, o.servfail, o.noReply, o.retried, o.before,
 			dur(o.firstFail), dur(o.lastFail), dur(o.lastAlpha), dur(o.settled))
 	}
 	t.Log("\n" + b.String())
