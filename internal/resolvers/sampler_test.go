@@ -29,7 +29,7 @@ func TestSamplerRetries(t *testing.T) {
 		m.Answer = append(m.Answer, rr)
 		w.WriteMsg(m) //nolint:errcheck // the client counts a lost reply
 	})}
-	go srv.ActivateAndServe() //nolint:errcheck // ends at Shutdown
+	go srv.ActivateAndServe()            //nolint:errcheck // ends at Shutdown
 	t.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	r := &Resolver{Kind: Unbound, Addr: pc.LocalAddr().String()}
 
