@@ -203,34 +203,10 @@ func report(t *testing.T, scenario string, s *adSampler, rs []*Resolver, phases 
 	}
 }
 
-// startSignedSites starts alpha (127.0.0.2) and beta (127.0.0.3) in self
-// mode, nameservers on port 53, dns.ttl ttl, each with the [dnssec] table
-// sec[name], and returns once both serve their own address.
-func startSignedSites(t *testing.T, ttl time.Duration, sec map[string]string) (alpha, beta *site) {
-	t.Helper()
-	ss := testenv.NewSites(t, "self", map[string]string{"alpha": sitePool[0].IP, "beta": sitePool[1].IP}, 53)
-	ss.TTL = ttl.String()
-	start := func(name string) *site {
-		o := ss.Opts(t, name)
-		o.HAProxy.AgentInter, o.HAProxy.Connect = 500*time.Millisecond, 300*time.Millisecond
-		o.Daemon.Extra += sec[name]
-		s := &site{Site: testenv.StartSite(t, o), name: name, ip: o.IP}
-		s.startDaemon(t)
-		return s
-	}
-	alpha, beta = start("alpha"), start("beta")
-	waitServes(t, alpha)
-	waitServes(t, beta)
-	return alpha, beta
-}
-
 // waitServes waits until site s hands out its own address.
 func waitServes(t *testing.T, s *site) {
 	t.Helper()
-	testenv.Eventually(t, 15*time.Second, s.name+" serves", func() bool {
-		rc, got := siteAnswer(s.DNSAddr)
-		return rc == dns.RcodeSuccess && slices.Equal(got, []string{s.ip})
-	})
+	waitAnswers(t, s.DNSAddr, s.name+" serves", 15*time.Second, s.ip)
 }
 
 // waitRefuses waits until site s answers REFUSED.
@@ -380,7 +356,7 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 		"alpha": dnssecTable([]string{ka}, peersOf["alpha"], dnskeyTTL),
 		"beta":  dnssecTable([]string{kb}, peersOf["beta"], dnskeyTTL),
 	}
-	alpha, beta := startSignedSites(t, ttl, sec)
+	alpha, beta := startSites(t, newSites(t, "self", ttl), sec)
 	// The parent's DS records: every site's key (ds lists own and peer
 	// keys; without peer keys, each site's own).
 	ds := dsRecords(t, alpha, dnssecTable([]string{ka}, []string{kb}, dnskeyTTL))
@@ -484,7 +460,7 @@ func TestDNSSECRollover(t *testing.T) {
 	kb, tagB := keygen(t, dir)
 	ka2, tagA2 := keygen(t, dir)
 	names := map[uint16]string{tagA: "alpha's old key", tagB: "beta's key", tagA2: "alpha's new key"}
-	alpha, beta := startSignedSites(t, ttl, map[string]string{
+	alpha, beta := startSites(t, newSites(t, "self", ttl), map[string]string{
 		"alpha": dnssecTable([]string{ka}, []string{kb}, dnskeyTTL),
 		"beta":  dnssecTable([]string{kb}, []string{ka}, dnskeyTTL),
 	})

@@ -195,7 +195,9 @@ func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[K
 	if first == "restart" {
 		grace = ttl + 3*time.Second // withdrawn for the whole of hold below
 	}
-	alpha, beta := startSites(t, mode, ttl, grace)
+	ss := newSites(t, mode, ttl)
+	ss.Grace = grace.String()
+	alpha, beta := startSites(t, ss, nil)
 	h := StartHierarchy(t, HierarchyConfig{Pool: sitePool})
 	rs := StartAll(t, h, resolverIPs, Options{})
 	var pdns *Resolver
@@ -211,14 +213,11 @@ func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[K
 	} else {
 		beta.withdraw()
 	}
-	withdrawn := map[string][]string{"self": nil, "pool": {alpha.ip}}[mode]
-	testenv.Eventually(t, 5*time.Second, "beta withdraws", func() bool {
-		rc, got := siteAnswer(beta.DNSAddr)
-		if mode == "self" {
-			return rc == dns.RcodeRefused
-		}
-		return rc == dns.RcodeSuccess && fmt.Sprint(got) == fmt.Sprint(withdrawn)
-	})
+	if mode == "self" {
+		waitRefuses(t, beta)
+	} else {
+		waitAnswers(t, beta.DNSAddr, "beta withdraws", 5*time.Second, alpha.ip)
+	}
 	s := StartSampler(t, SamplerConfig{Every: 100 * time.Millisecond, Timeout: 3 * time.Second, Attempts: 2, Limit: 5 * time.Minute}, rs...)
 	// Two expiries of the answer: every resolver has asked both
 	// nameservers by then (see the test's comment).
@@ -245,10 +244,7 @@ func secondFailure(t *testing.T, mode, first string, ttl, w time.Duration) map[K
 		beta.recover(t)
 	}
 	wantBeta := map[string][]string{"self": {beta.ip}, "pool": {alpha.ip, beta.ip}}[mode]
-	testenv.Eventually(t, 10*time.Second, "beta serves again", func() bool {
-		rc, got := siteAnswer(beta.DNSAddr)
-		return rc == dns.RcodeSuccess && fmt.Sprint(got) == fmt.Sprint(wantBeta)
-	})
+	waitAnswers(t, beta.DNSAddr, "beta serves again", 10*time.Second, wantBeta...)
 	serving := time.Now()
 	hold(2 * time.Second)
 	kill := time.Now()

@@ -322,8 +322,7 @@ const (
 func TestLoadShedding(t *testing.T) {
 	alphaIP, betaIP := sitePool[0].IP, sitePool[1].IP
 	h := StartHierarchy(t, HierarchyConfig{Pool: sitePool})
-	ss := testenv.NewSites(t, "self", map[string]string{"alpha": alphaIP, "beta": betaIP}, 53)
-	ss.TTL = "1s"
+	ss := newSites(t, "self", time.Second)
 	sites := map[string]*testenv.Site{}
 	procs := map[string]*testenv.Process{}
 	var alphaStatus string
@@ -341,10 +340,7 @@ func TestLoadShedding(t *testing.T) {
 		procs[name] = testenv.StartBinary(t, "run", "-config", sites[name].CfgPath)
 	}
 	for name, ip := range map[string]string{"alpha": alphaIP, "beta": betaIP} {
-		testenv.Eventually(t, 15*time.Second, name+" serves", func() bool {
-			rc, got := siteAnswer(sites[name].DNSAddr)
-			return rc == dns.RcodeSuccess && slices.Equal(got, []string{ip})
-		})
+		waitAnswers(t, sites[name].DNSAddr, name+" serves", 15*time.Second, ip)
 	}
 
 	var rs []*Resolver
@@ -487,17 +483,13 @@ func kindShares(s *Sampler, rs []*Resolver, ip string, from, to time.Time) (map[
 func TestShedDeliveredByResolver(t *testing.T) {
 	alphaIP, betaIP := sitePool[0].IP, sitePool[1].IP
 	h := StartHierarchy(t, HierarchyConfig{Pool: sitePool})
-	ss := testenv.NewSites(t, "self", map[string]string{"alpha": alphaIP, "beta": betaIP}, 53)
-	ss.TTL = "1s"
+	ss := newSites(t, "self", time.Second)
 	o := ss.Opts(t, "alpha")
 	o.HAProxy.TLSCert = ""
 	alpha := testenv.StartSite(t, o)
 	testenv.StartBinary(t, "run", "-config", alpha.CfgPath)
 	beta := StartStub(t, StubConfig{IP: betaIP, Nameservers: sitePool, TTL: time.Second})
-	testenv.Eventually(t, 15*time.Second, "alpha serves", func() bool {
-		rc, got := siteAnswer(alpha.DNSAddr)
-		return rc == dns.RcodeSuccess && slices.Equal(got, []string{alphaIP})
-	})
+	waitAnswers(t, alpha.DNSAddr, "alpha serves", 15*time.Second, alphaIP)
 
 	var rs []*Resolver
 	for i := range 6 {

@@ -27,17 +27,24 @@ type site struct {
 	daemon   *testenv.Process
 }
 
-// startSites starts alpha (127.0.0.2) and beta (127.0.0.3) in mode with
-// dns.ttl ttl and dns.shutdown_grace grace, their nameservers on port 53,
-// and returns once both hand out what a healthy pair does (its own address
-// in self mode, both in pool mode).
-func startSites(t *testing.T, mode string, ttl, grace time.Duration) (alpha, beta *site) {
+// newSites is testenv.NewSites for alpha (127.0.0.2) and beta (127.0.0.3)
+// in mode, their nameservers on port 53, with dns.ttl ttl.
+func newSites(t *testing.T, mode string, ttl time.Duration) *testenv.Sites {
 	t.Helper()
 	ss := testenv.NewSites(t, mode, map[string]string{"alpha": sitePool[0].IP, "beta": sitePool[1].IP}, 53)
-	ss.TTL, ss.Grace = ttl.String(), grace.String()
+	ss.TTL = ttl.String()
+	return ss
+}
+
+// startSites starts alpha and beta of ss, each with the configuration
+// extra[name] appended, and returns once both hand out what a healthy pair
+// does (its own address in self mode, both in pool mode).
+func startSites(t *testing.T, ss *testenv.Sites, extra map[string]string) (alpha, beta *site) {
+	t.Helper()
 	start := func(name string) *site {
 		o := ss.Opts(t, name)
 		o.HAProxy.AgentInter, o.HAProxy.Connect = 500*time.Millisecond, 300*time.Millisecond
+		o.Daemon.Extra += extra[name]
 		s := &site{Site: testenv.StartSite(t, o), name: name, ip: o.IP}
 		s.startDaemon(t)
 		return s
@@ -45,15 +52,24 @@ func startSites(t *testing.T, mode string, ttl, grace time.Duration) (alpha, bet
 	alpha, beta = start("alpha"), start("beta")
 	for _, s := range []*site{alpha, beta} {
 		want := []string{s.ip}
-		if mode == "pool" {
+		if ss.Mode == "pool" {
 			want = []string{alpha.ip, beta.ip}
 		}
-		testenv.Eventually(t, 15*time.Second, s.name+" serves", func() bool {
-			rc, got := siteAnswer(s.DNSAddr)
-			return rc == dns.RcodeSuccess && slices.Equal(got, want)
-		})
+		waitAnswers(t, s.DNSAddr, s.name+" serves", 15*time.Second, want...)
 	}
 	return alpha, beta
+}
+
+// waitAnswers waits at most timeout (failing the test as what) until the
+// nameserver at addr answers PoolServiceName with NOERROR and exactly the
+// addresses want, in any order.
+func waitAnswers(t *testing.T, addr, what string, timeout time.Duration, want ...string) {
+	t.Helper()
+	want = slices.Sorted(slices.Values(want))
+	testenv.Eventually(t, timeout, what, func() bool {
+		rc, got := siteAnswer(addr)
+		return rc == dns.RcodeSuccess && slices.Equal(got, want)
+	})
 }
 
 func (s *site) startDaemon(t *testing.T) {
