@@ -158,6 +158,24 @@ func TestServer(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, m)
 		}
 	}
+	// The response is reused for a second, but never gzip for a client
+	// that did not ask for it (a scraper asking gzip first).
+	for _, enc := range []string{"gzip", "identity", ""} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr().String()+"/metrics", nil)
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		gz := resp.Header.Get("Content-Encoding") == "gzip"
+		if gz != (enc == "gzip") || gz == strings.Contains(string(b), "spdu_agent_replies_total") {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, body starts %q", enc, resp.Header.Get("Content-Encoding"), b[:min(len(b), 16)])
+		}
+	}
 	if s := get("/status"); !strings.Contains(s, `"site": "alpha"`) || !strings.Contains(s, "admin.sock") {
 		t.Errorf("/status = %q, want the full document", s)
 	}

@@ -97,8 +97,9 @@ func listenAddr(addr string) string {
 	return addr
 }
 
-// reuseFor serves h's response again, for the same Accept header, for up
-// to ttl after it was made: however many clients ask, the registry is
+// reuseFor serves h's response again, for the same Accept and
+// Accept-Encoding headers (promhttp picks the format by the one and gzip by
+// the other), for up to ttl after it was made: however many clients ask, the registry is
 // gathered and the status document built at most once per ttl, so a flood
 // of requests costs little more than writing bytes.
 func reuseFor(ttl time.Duration, h http.Handler) http.Handler {
@@ -111,14 +112,14 @@ func reuseFor(ttl time.Duration, h http.Handler) http.Handler {
 	var mu sync.Mutex
 	cache := map[string]*entry{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Accept")
+		key := r.Header.Get("Accept") + "\n" + r.Header.Get("Accept-Encoding")
 		mu.Lock()
 		e := cache[key]
 		if e == nil || time.Since(e.at) > ttl {
 			rec := &recorder{header: http.Header{}, status: http.StatusOK}
 			h.ServeHTTP(rec, r)
 			e = &entry{at: time.Now(), status: rec.status, header: rec.header, body: rec.body.Bytes()}
-			if len(cache) > 16 { // Accept headers vary little; bound the map
+			if len(cache) > 16 { // these headers vary little; bound the map
 				clear(cache)
 			}
 			cache[key] = e
