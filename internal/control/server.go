@@ -44,6 +44,10 @@ type Config struct {
 // requestTimeout bounds reading a request and writing a reply.
 const requestTimeout = 5 * time.Second
 
+// MaxConns is how many control connections are served at once (a drain
+// -wait holds one until the frontend is quiet); more are closed at once.
+const MaxConns = 16
+
 // Server serves the control socket: drain, resume and status. Its
 // lifecycle is the daemon's: New binds nothing, Bind creates the socket
 // (Close removes it if Run never ran), Run serves and waits for its
@@ -58,6 +62,7 @@ type Server struct {
 	// cfg holds the settings in force; Apply replaces them whole.
 	cfg atomic.Pointer[Config]
 	wg  sync.WaitGroup // connection goroutines
+	sem chan struct{}  // one token per connection served, MaxConns in all
 
 	frontMu sync.Mutex // one frontend read at a time (haproxy.ErrBusy)
 }
@@ -70,6 +75,7 @@ func New(logger zerolog.Logger, cfg Config, poller *site.Poller, doc func() stat
 	s := &Server{
 		log:    logger,
 		slot:   listener.New("control.socket", logger, bindUnix),
+		sem:    make(chan struct{}, MaxConns),
 		socket: cfg.Socket,
 		poller: poller, status: doc,
 	}
@@ -183,14 +189,20 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info().Str("socket", s.socket).Msg("control socket listening")
 	err := s.slot.Run(ctx, func(ctx context.Context, ln net.Listener) error {
 		for {
-			conn, err := ln.Accept()
+			conn, err := listener.Accept(ln, ctx.Done(), s.log, "control accept failed")
 			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return nil
-				}
-				return fmt.Errorf("control accept: %w", err)
+				return nil // closed
 			}
-			s.wg.Go(func() { s.serve(ctx, conn.(*net.UnixConn)) })
+			select {
+			case s.sem <- struct{}{}:
+			default: // MaxConns requests in progress: refuse this one
+				conn.Close()
+				continue
+			}
+			s.wg.Go(func() {
+				defer func() { <-s.sem }()
+				s.serve(ctx, conn.(*net.UnixConn))
+			})
 		}
 	})
 	s.wg.Wait()

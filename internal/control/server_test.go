@@ -252,3 +252,30 @@ func TestListenSocketChecks(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestConnectionCap: MaxConns silent clients hold every slot; one more
+// connection is closed without an answer; once they leave, requests are
+// answered again.
+func TestConnectionCap(t *testing.T) {
+	f := start(t, false)
+	var held []net.Conn
+	for range MaxConns {
+		c, err := net.Dial("unix", f.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// The server has taken all of them once a call made after them is
+	// refused (one accept loop, in order).
+	if _, err := call(t, f.socket, Request{Cmd: CmdStatus}); err == nil {
+		t.Fatalf("status answered with %d connections held; want the connection closed", MaxConns)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	testenv.Eventually(t, 5*time.Second, "served again", func() bool {
+		_, err := call(t, f.socket, Request{Cmd: CmdStatus})
+		return err == nil
+	})
+}

@@ -3,13 +3,14 @@ package dnsserve
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spdu/spdu-haproxy/internal/listener"
 )
 
 // tcpReadBuffer is the per-connection read buffer, in bytes: enough for a
@@ -238,25 +239,11 @@ type tcpBuffers struct {
 // serveTCP accepts connections on ln until it is closed, serving each in a
 // goroutine tracked by wg.
 func (s *Server) serveTCP(ln net.Listener, wg *sync.WaitGroup) error {
-	var delay time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := listener.Accept(ln, s.stopping, s.log, "accept tcp")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: back off, do not spin.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn().Err(err).Dur("retry_in", delay).Msg("accept tcp")
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-s.stopping:
-				t.Stop()
-			}
-			continue
+			return nil // closed
 		}
-		delay = 0
 		tc := newTCPConn(c, time.Now())
 		if !s.conns.add(tc) {
 			_ = c.Close()

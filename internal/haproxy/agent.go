@@ -161,25 +161,11 @@ func (a *AgentServer) Run(ctx context.Context) error {
 
 // acceptLoop accepts connections on ln until it is closed.
 func (a *AgentServer) acceptLoop(ctx context.Context, ln net.Listener) error {
-	var backoff time.Duration
 	for {
-		conn, err := ln.Accept()
+		conn, err := listener.Accept(ln, ctx.Done(), a.logger, "agent accept failed")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: wait, then retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			a.logger.Warn().Err(err).Dur("retry_in", backoff).Msg("agent accept failed")
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
-			continue
+			return nil // closed
 		}
-		backoff = 0
 		select {
 		case a.sem <- struct{}{}:
 		default: // cut connections have not exited yet: shed this one

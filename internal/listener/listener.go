@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -278,4 +279,33 @@ func samePort(err error, oldAddr, newAddr string) bool {
 	_, np, err2 := net.SplitHostPort(newAddr)
 	p, err3 := strconv.Atoi(op)
 	return errors.Is(err, syscall.EADDRINUSE) && err1 == nil && err2 == nil && err3 == nil && op == np && p != 0
+}
+
+// Accept returns the next connection on ln. An error other than ln's
+// closing (out of file descriptors and the like) does not end the serve
+// loop: it is logged at warn level with msg and retried after a back-off
+// that doubles from 5 ms up to 1 s, so the server neither spins nor stops
+// while descriptors are short. It returns an error wrapping net.ErrClosed
+// once ln is closed or stop is closed during a back-off; that is the only
+// error it returns.
+func Accept(ln net.Listener, stop <-chan struct{}, logger zerolog.Logger, msg string) (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+		logger.Warn().Err(err).Dur("retry_in", backoff).Msg(msg)
+		t := time.NewTimer(backoff)
+		select {
+		case <-stop:
+			t.Stop()
+			return nil, fmt.Errorf("%s: stopping: %w", msg, net.ErrClosed)
+		case <-t.C:
+		}
+	}
 }

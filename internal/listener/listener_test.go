@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,5 +169,50 @@ func TestSlotSamePort(t *testing.T) {
 	s.Apply(m)
 	if read(narrow) != "x" || s.Addr().String() != narrow {
 		t.Errorf("after Apply: address %v, want %s", s.Addr(), narrow)
+	}
+}
+
+// flakyListener fails Accept with errs first, then returns conn, then
+// net.ErrClosed: a pure unit for Accept's back-off (running out of file
+// descriptors for real would starve the whole test process).
+type flakyListener struct {
+	net.Listener
+	errs []error
+	conn net.Conn
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, err
+	}
+	if c := l.conn; c != nil {
+		l.conn = nil
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+// TestAcceptRetries: an error such as EMFILE does not end the serve loop
+// (it is retried after a back-off); closing does; stop ends a back-off.
+func TestAcceptRetries(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	ln := &flakyListener{errs: []error{emfile, emfile, emfile}, conn: a}
+	c, err := Accept(ln, nil, zerolog.Nop(), "accept")
+	if err != nil || c != a {
+		t.Fatalf("Accept after three EMFILE = %v, %v; want the connection", c, err)
+	}
+	if _, err := Accept(ln, nil, zerolog.Nop(), "accept"); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on a closed listener = %v, want net.ErrClosed", err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	ln = &flakyListener{errs: []error{emfile, emfile, emfile, emfile}, conn: a}
+	if _, err := Accept(ln, stop, zerolog.Nop(), "accept"); !errors.Is(err, net.ErrClosed) || len(ln.errs) != 3 {
+		t.Fatalf("Accept with stop closed = %v after %d errors, want net.ErrClosed after the first", err, 4-len(ln.errs))
 	}
 }
