@@ -50,6 +50,18 @@ func TestInsecureConfigRefused(t *testing.T) {
 	if code := realMain([]string{"check", "-config", p}, io.Discard, &errOut); code != 0 {
 		t.Fatalf("check with safe side files and no state file yet: exit %d, stderr %q", code, errOut.String())
 	}
+	// check reads the side files as run does: a safe but malformed
+	// cookie secret fails it.
+	if err := os.WriteFile(secret, []byte("not hex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var badOut strings.Builder
+	if code := realMain([]string{"check", "-config", p}, io.Discard, &badOut); code != 1 || !strings.Contains(badOut.String(), "CookieSecretFile "+secret+": want 32 hex digits") {
+		t.Errorf("check with a malformed cookie secret: exit %d, stderr %q; want 1 naming the file", code, badOut.String())
+	}
+	if err := os.WriteFile(secret, []byte("00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(state, []byte(`{"version":1,"drained":false}`), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -112,18 +112,23 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 			return errUsage
 		}
 		cfg, err := config.LoadDaemon(*cfgPath, *insecure)
+		readSide := config.SideFileReader(*insecure)
 		var warn *config.StateOwnerWarning
 		if errors.As(err, &warn) {
 			// The daemon writes its state file as its own user; root
 			// running check sees a foreign owner. The daemon's own start
-			// applies the strict rule.
+			// applies the strict rule; every other side file has passed
+			// LoadDaemon's checks, so they are read plainly here.
 			fmt.Fprintf(stderr, "spdu-haproxy: warning: %v\n", warn.Err)
-			cfg, err = warn.Config, nil
+			cfg, err, readSide = warn.Config, nil, config.SideFileReader(true)
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := daemon.LoadKeySet(cfg, daemon.KeyReader(*insecure)); err != nil {
+		// Build the daemon as run would, binding nothing: the cookie
+		// secret, the state file, the DNSSEC keys and the peers' CA files
+		// are read and parsed, and the zone is built (and signed).
+		if _, err := daemon.New(cfg, daemon.Options{Logger: zerolog.Nop(), ReadSideFile: readSide, ReadKeyFile: daemon.KeyReader(*insecure)}); err != nil {
 			return err
 		}
 		text, err := cfg.Encode()
