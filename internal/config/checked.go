@@ -10,7 +10,7 @@ import (
 // LoadChecked loads the configuration at path. Unless allowInsecure, the
 // file is opened once, checked on its descriptor with every directory
 // above it (OpenSafe: owned by root or the running user, not writable by
-// group or others) and read from that descriptor (LoadSafe), so it cannot
+// group or others) and read from that descriptor (ReadSafe), so it cannot
 // be swapped between the check and the read. A missing file is reported
 // as such. Errors name the file and the rule or key.
 func LoadChecked(path string, allowInsecure bool) (*Config, error) {

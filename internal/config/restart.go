@@ -33,16 +33,6 @@ var restartKeys = []restartKey{
 		func(c *Config) any { return c.Control.StateFile }, func(d, s *Config) { d.Control.StateFile = s.Control.StateFile }},
 }
 
-// RestartKeys returns the names of the keys a reload cannot change in
-// place, in a fixed order.
-func RestartKeys() []string {
-	out := make([]string, len(restartKeys))
-	for i, k := range restartKeys {
-		out[i] = k.key
-	}
-	return out
-}
-
 // RestartChanges returns the restart-only keys whose value differs between
 // the running configuration c and next (nil when none does).
 func (c *Config) RestartChanges(next *Config) []string {

@@ -87,21 +87,6 @@ func ReadSafe(path string) ([]byte, fs.FileInfo, error) {
 	return b, fi, nil
 }
 
-// LoadSafe is Load with the file read once through ReadSafe: the bytes
-// decoded are those of the file that passed the ownership and mode checks.
-// Errors are ReadSafe's, or Load's naming the file and the key.
-func LoadSafe(path string) (*Config, error) {
-	b, _, err := ReadSafe(path)
-	if err != nil {
-		return nil, err
-	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
-}
-
 // CheckExecutable applies OpenSafe's rules to a command the daemon runs
 // (notify.exec): a regular file owned by root or the running user, that
 // neither group nor others may write, in directories that only root or the

@@ -354,9 +354,9 @@ func TestReadSafeSwapRace(t *testing.T) {
 	}
 }
 
-// TestLoadSafe checks that LoadSafe decodes like Load and refuses what
-// CheckFileSafety refuses, naming the file.
-func TestLoadSafe(t *testing.T) {
+// TestLoadChecked checks that LoadChecked decodes like Load and refuses
+// what CheckFileSafety refuses, naming the file.
+func TestLoadChecked(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "spdu-haproxy.toml")
 	writeFile(t, p, minimal, 0o640, -1)
@@ -364,19 +364,19 @@ func TestLoadSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadSafe(p)
+	got, err := LoadChecked(p, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("LoadSafe (-Load +LoadSafe):\n%s", d)
+		t.Errorf("LoadChecked (-Load +LoadChecked):\n%s", d)
 	}
 	writeFile(t, p, "bogus = 1\n"+minimal, 0o640, -1)
-	if _, err := LoadSafe(p); err == nil || err.Error() != "config "+p+`: unknown key "bogus"` {
+	if _, err := LoadChecked(p, false); err == nil || err.Error() != "config "+p+`: unknown key "bogus"` {
 		t.Errorf("unknown key: %v", err)
 	}
 	setMode(t, p, 0o646, -1)
-	if _, err := LoadSafe(p); err == nil || !strings.Contains(err.Error(), "mode 0646 lets group or others write it") {
+	if _, err := LoadChecked(p, false); err == nil || !strings.Contains(err.Error(), "mode 0646 lets group or others write it") {
 		t.Errorf("world-writable file: %v", err)
 	}
 }

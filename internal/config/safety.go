@@ -17,7 +17,7 @@ import (
 // and the DNS cookie secret.
 //
 // It only checks: a file read after it may have been swapped in between by
-// root or the running user. Read the file with ReadSafe (or LoadSafe) to
+// root or the running user. Read the file with ReadSafe (or LoadChecked) to
 // decode the very bytes that were checked.
 func CheckFileSafety(path string) error {
 	f, err := OpenSafe(path)

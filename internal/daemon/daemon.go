@@ -217,19 +217,8 @@ func (d *Daemon) Status() status.Document {
 	return status.Build(in, d.poller.Snapshot())
 }
 
-// DNSAddrs returns the DNS server's bound UDP addresses, one per dns.listen
-// address (for tests that listen on port 0).
-func (d *Daemon) DNSAddrs() []net.Addr {
-	udp, _ := d.dns.Addrs()
-	return udp
-}
-
 // AgentAddr returns the agent listener's address, or nil before Run binds.
 func (d *Daemon) AgentAddr() net.Addr { return d.agent.Addr() }
-
-// MetricsAddr returns the metrics listener's address, or nil when there is
-// none.
-func (d *Daemon) MetricsAddr() net.Addr { return d.metrics.Addr() }
 
 // Poller returns the site poller, whose snapshot tests read.
 func (d *Daemon) Poller() *site.Poller { return d.poller }

@@ -15,7 +15,7 @@ import (
 // what was prepared is discarded and the error, naming the key, is
 // returned with nothing changed; then every part is applied, which cannot
 // fail. No query is dropped and a serving site is not withdrawn. Keys that
-// need a restart (config.RestartKeys) keep their running values; their
+// need a restart (config.RestartChanges, config.KeepRestartKeys) keep their running values; their
 // names are logged. It returns an error when Run is not running.
 func (d *Daemon) Reload(next *config.Config) error {
 	d.mu.Lock()
