@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/spdu/spdu-haproxy/internal/dnssec"
 )
 
 // DefaultPath is the configuration file read when -config is not given.
@@ -541,10 +543,10 @@ func (c *Config) Defaults() {
 		c.DNS.AllDown = AllDownRefuse
 	}
 	if c.DNSSEC.SignatureValidity.Duration == 0 {
-		c.DNSSEC.SignatureValidity.Duration = 14 * 24 * time.Hour
+		c.DNSSEC.SignatureValidity.Duration = dnssec.DefaultValidity
 	}
 	if c.DNSSEC.Refresh.Duration == 0 {
-		c.DNSSEC.Refresh.Duration = 7 * 24 * time.Hour
+		c.DNSSEC.Refresh.Duration = dnssec.DefaultRefresh
 	}
 	if c.DNSSEC.DNSKEYTTL.Duration == 0 {
 		c.DNSSEC.DNSKEYTTL.Duration = time.Hour

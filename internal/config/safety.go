@@ -39,14 +39,14 @@ func checkMode(path string, fi fs.FileInfo, euid int) error {
 		return fmt.Errorf("%s: not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("%s: mode %04o lets group or others write it; run chmod go-w %s (or pass -allow-insecure-config for development)", path, perm, path)
+		return fmt.Errorf("%s: mode %04o lets group or others write it; run chmod go-w %s"+insecureHint, path, perm, path)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("%s: cannot read the file's owner", path)
 	}
-	if int(st.Uid) != 0 && int(st.Uid) != euid {
-		return fmt.Errorf("%s: %w: uid %d, not root or the running user (uid %d); run chown root %s (or pass -allow-insecure-config for development)", path, ErrForeignOwner, st.Uid, euid, path)
+	if !trustedUID(st.Uid, euid) {
+		return fmt.Errorf("%s: %w: uid %d, not root or the running user (uid %d); run chown root %s"+insecureHint, path, ErrForeignOwner, st.Uid, euid, path)
 	}
 	return nil
 }

@@ -505,7 +505,7 @@ func (d *DNSSEC) validate() error {
 	for i, list := range [][]string{d.Keys, d.PeerKeys} {
 		key := [...]string{"dnssec.keys", "dnssec.peer_keys"}[i]
 		for j, p := range list {
-			base := strings.TrimSuffix(strings.TrimSuffix(p, ".key"), ".private")
+			base := dnssec.KeyBase(p)
 			switch {
 			case p == "":
 				return fmt.Errorf("%s[%d]: empty path", key, j)
