@@ -55,7 +55,6 @@ const MaxConns = 16
 type Server struct {
 	log    zerolog.Logger
 	slot   *listener.Slot
-	socket string // Config.Socket as bound or last applied
 	poller *site.Poller
 	status func() status.Document
 	zone   func() string // see WithZone
@@ -76,7 +75,6 @@ func New(logger zerolog.Logger, cfg Config, poller *site.Poller, doc func() stat
 		log:    logger,
 		slot:   listener.New("control.socket", logger, bindUnix),
 		sem:    make(chan struct{}, MaxConns),
-		socket: cfg.Socket,
 		poller: poller, status: doc,
 	}
 	s.cfg.Store(&cfg)
@@ -93,7 +91,7 @@ func (s *Server) WithZone(zone func() string) *Server {
 
 // Bind creates the control socket with mode 0600 (see bindUnix).
 func (s *Server) Bind() error {
-	if err := s.slot.Bind(s.socket); err != nil {
+	if err := s.slot.Bind(s.cfg.Load().Socket); err != nil {
 		return fmt.Errorf("control.socket: %w", err)
 	}
 	return nil
@@ -128,7 +126,6 @@ func (s *Server) Apply(p *Plan) {
 	cfg := p.cfg
 	s.cfg.Store(&cfg)
 	s.slot.Apply(p.move)
-	s.socket = cfg.Socket
 }
 
 // unixListener is a control socket whose Close also removes its file.
@@ -186,7 +183,7 @@ func bindUnix(path string) (net.Listener, error) {
 // drain -wait in progress is answered with an error at shutdown. Bind must
 // be called first.
 func (s *Server) Run(ctx context.Context) error {
-	s.log.Info().Str("socket", s.socket).Msg("control socket listening")
+	s.log.Info().Str("socket", s.cfg.Load().Socket).Msg("control socket listening")
 	err := s.slot.Run(ctx, func(ctx context.Context, ln net.Listener) error {
 		for {
 			conn, err := listener.Accept(ln, ctx.Done(), s.log, "control accept failed")

@@ -335,8 +335,8 @@ func TestDrainWait(t *testing.T) {
 
 // TestReload: a reload applies what changed (TTL, agent mode, a moved agent
 // listener) with the site kept serving; a reload that cannot be prepared
-// (a DNS address in use, an unreadable cookie secret, a bad peer CA)
-// changes nothing, not even the parts it prepared before failing; a
+// (an agent or DNS address in use, an unreadable cookie secret) changes
+// nothing, not even the parts it prepared before failing; a
 // restart-only key keeps its running value.
 func TestReload(t *testing.T) {
 	s := testenv.StartSite(t, testenv.SiteOpts{})

@@ -40,7 +40,11 @@ func KeyReader(allowInsecure bool) dnssec.ReadFunc {
 		if err != nil {
 			return nil, err
 		}
-		return io.ReadAll(io.LimitReader(f, 1<<20))
+		b, err := io.ReadAll(io.LimitReader(f, config.MaxSafeFileSize+1))
+		if err == nil && len(b) > config.MaxSafeFileSize {
+			err = fmt.Errorf("%s: more than the %d bytes a key file may have", path, config.MaxSafeFileSize)
+		}
+		return b, err
 	}
 }
 
