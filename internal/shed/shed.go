@@ -8,7 +8,6 @@
 package shed
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -119,25 +118,6 @@ func (c Config) withDefaults() Config {
 	}
 	c.Window = max(c.Window, time.Second)
 	return c
-}
-
-// Check returns an error naming the field when c is out of range
-// (zero fields take their defaults).
-func (c Config) Check() error {
-	c = c.withDefaults()
-	switch {
-	case c.Target > 2:
-		return fmt.Errorf("shed.target: %g must be above 0 and at most 2", c.Target)
-	case c.MaxFraction > 1:
-		return fmt.Errorf("shed.max_fraction: %g must be above 0 and at most 1", c.MaxFraction)
-	case c.Gain > 10:
-		return fmt.Errorf("shed.gain: %g must be above 0 and at most 10", c.Gain)
-	case c.MaxStep > 1:
-		return fmt.Errorf("shed.max_step: %g must be above 0 and at most 1 per second", c.MaxStep)
-	case c.Deadband >= c.Target:
-		return fmt.Errorf("shed.deadband: %g must be below shed.target (%g)", c.Deadband, c.Target)
-	}
-	return nil
 }
 
 // maxDT caps the time one Update may account for, in seconds, so a long

@@ -2,7 +2,6 @@ package shed
 
 import (
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -192,19 +191,3 @@ func TestControllerQuietAndFloor(t *testing.T) {
 	}
 }
 
-func TestConfigCheck(t *testing.T) {
-	for _, c := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{}, ""},
-		{Config{Target: 3}, "shed.target"},
-		{Config{MaxFraction: 1.5}, "shed.max_fraction"},
-		{Config{Target: 0.5, Deadband: 0.5}, "shed.deadband"},
-	} {
-		err := c.cfg.Check()
-		if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("Check(%+v) = %v, want %q", c.cfg, err, c.want)
-		}
-	}
-}

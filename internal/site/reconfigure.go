@@ -31,11 +31,6 @@ func (c *Config) check() error {
 		return fmt.Errorf("poller: timeout %s must be positive and shorter than the interval %s", c.Timeout, c.Interval)
 	case c.Policy.Rise < 1 || c.Policy.Fall < 1:
 		return errors.New("poller: rise and fall must be at least 1")
-	case c.CapacityRPS < 0:
-		return errors.New("shed.capacity_rps: must not be negative")
-	}
-	if c.AutoShed != nil {
-		return c.AutoShed.Check()
 	}
 	return nil
 }
