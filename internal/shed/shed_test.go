@@ -190,4 +190,3 @@ func TestControllerQuietAndFloor(t *testing.T) {
 		t.Errorf("a one-hour gap moved the fraction by %.3f", d)
 	}
 }
-
