@@ -14,9 +14,10 @@ build:
 
 # deps installs the Debian packages the tests, the demo and the packaging
 # need (HAProxy 2.6, dig, curl, Knot, the four recursive resolvers, BIND's
-# and Knot's DNSSEC tools, lintian, rpm, promtool), only when missing.
+# and Knot's DNSSEC tools, lintian, rpm, promtool), only when missing, and
+# stops and disables the services they start on install (scripts/deps.sh).
 deps:
-	@./scripts/deps.sh
+	@./scripts/deps.sh test
 
 vet:
 	$(GO) vet ./...
@@ -36,7 +37,9 @@ test: deps vet check-examples
 	# fast path run once more without it.
 	$(GO) test -count=1 -run 'Allocs' ./internal/dnsserve
 
-demo: deps build
+# demo installs only what scripts/demo.sh runs (HAProxy, dig, curl).
+demo: build
+	@./scripts/deps.sh demo
 	./scripts/demo.sh
 
 # bench compares DNS answers with Knot, NSD and gdnsd, signed answers (DO bit)

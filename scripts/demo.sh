@@ -4,7 +4,8 @@
 # serving pool.domain.tld on 127.0.0.1:15353. It shows the zone answering,
 # stops three backends and shows the zone withdrawn (REFUSED) with the time it
 # took, then restores them. Everything it started is stopped on exit.
-# Run it with `make demo` (which builds bin/ and installs haproxy and dig).
+# Run it with `make demo` (which builds bin/ and installs haproxy, dig and
+# curl with `scripts/deps.sh demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
