@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of issue 4, written to docs/benchmarks.md (see its Method
 # section). Runs on a fresh Debian machine as root or with sudo: it installs
-# what is missing (dnsperf, knot, nsd, gdnsd, haproxy, bind9-dnsutils,
-# procps) and builds bin/.
+# what is missing with `scripts/deps.sh bench` (dnsperf, knot, nsd, gdnsd,
+# haproxy, bind9-dnsutils, procps) and builds bin/.
 #
 #   scripts/bench.sh [all]  idle, dns, dnssec, then poll (default; the Go
 #                           benchmarks of dnssec run first)
@@ -81,30 +81,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
-
 # install_missing installs the Debian packages the benchmark runs, only when
-# something is missing. The daemons' own services are not wanted: where
-# systemd started them on install, they are stopped and disabled again.
+# something is missing, with scripts/deps.sh (which also stops and disables
+# the daemons' own services that started on install).
 install_missing() {
-  local missing="" svc
-  command -v dnsperf >/dev/null || missing+=" dnsperf"
-  [ -x /usr/sbin/knotd ] || missing+=" knot"
-  [ -x /usr/sbin/nsd ] || missing+=" nsd"
-  [ -x /usr/sbin/gdnsd ] || missing+=" gdnsd"
-  [ -x /usr/sbin/haproxy ] || missing+=" haproxy"
-  command -v dig >/dev/null || missing+=" bind9-dnsutils"
-  command -v pgrep >/dev/null || missing+=" procps"
-  [ -z "$missing" ] && return 0
-  echo "bench: installing:$missing"
-  $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-  if [ -d /run/systemd/system ]; then
-    for svc in knot nsd gdnsd haproxy; do
-      case " $missing " in *" $svc "*) $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
-    done
-  fi
+  ./scripts/deps.sh bench
 }
 
 server_port() {
