@@ -138,36 +138,37 @@ func TestPromQL(t *testing.T) {
 // a summary, and a description that tells the operator a command to run,
 // and is tested in spdu-haproxy-rules.test.yml where it fires.
 func TestAlertRules(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot, rulesFile))
-	if err != nil {
-		t.Fatal(err)
+	var tests ruleTestFile
+	readYAML(t, rulesTestFile, &tests)
+	// fires: the alerts with a test case that expects them to fire.
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, at := range tc.AlertRuleTest {
+			if len(at.ExpAlerts) > 0 {
+				fires[at.AlertName] = true
+			}
+		}
 	}
-	tests, err := os.ReadFile(filepath.Join(repoRoot, rulesTestFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile(`(?m)^\s*- (?:alert|record):`).Split(string(data), -1)[1:]
-	names := regexp.MustCompile(`(?m)^\s*- (alert|record):\s*(\S+)`).FindAllStringSubmatch(string(data), -1)
 	alerts := 0
-	for i, m := range names {
-		if m[1] != "alert" {
+	for _, r := range readRules(t) {
+		if r.Alert == "" {
 			continue
 		}
 		alerts++
-		name, block := m[2], blocks[i]
-		for _, want := range []string{"severity:", "summary:", "description:"} {
-			if !strings.Contains(block, want) {
-				t.Errorf("alert %s: no %s", name, want)
+		name := r.Alert
+		if r.Labels["severity"] == "" {
+			t.Errorf("alert %s: no severity label", name)
+		}
+		for _, want := range []string{"summary", "description"} {
+			if strings.TrimSpace(r.Annotations[want]) == "" {
+				t.Errorf("alert %s: no %s annotation", name, want)
 			}
 		}
-		desc := block[strings.Index(block, "description:"):]
-		if !strings.Contains(desc, "`") {
+		if !strings.Contains(r.Annotations["description"], "`") {
 			t.Errorf("alert %s: the description names no command (in backquotes) for the operator to run", name)
 		}
-		// A test case where the alert fires: its name, then exp_alerts.
-		fires := regexp.MustCompile(`alertname: ` + regexp.QuoteMeta(name) + `\n\s+eval_time: \S+\n\s+exp_alerts:`)
-		if !fires.Match(tests) {
-			t.Errorf("alert %s: no test case in %s where it fires", name, rulesTestFile)
+		if !fires[name] {
+			t.Errorf("alert %s: no test case in %s where it fires (an alert_rule_test with non-empty exp_alerts)", name, rulesTestFile)
 		}
 	}
 	if alerts < 9 {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 const (
@@ -169,43 +171,82 @@ func (d dashboard) exprs(t *testing.T) map[string]string {
 	return out
 }
 
-// ruleExprs returns the expr of every rule in the rules file by rule name.
-// The file is read line by line (no YAML library in this module): an expr
-// is either on its line or a block of the lines indented below it.
-func ruleExprs(t *testing.T) map[string]string {
+// ruleFile is the part of a Prometheus rules file the tests read.
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []rule `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type rule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+// name is the rule's name: the alert's or the recording rule's.
+func (r rule) name() string { return r.Alert + r.Record }
+
+// ruleTestFile is the part of a promtool unit test file the tests read.
+type ruleTestFile struct {
+	Tests []struct {
+		Name          string `yaml:"name"`
+		AlertRuleTest []struct {
+			AlertName string `yaml:"alertname"`
+			EvalTime  string `yaml:"eval_time"`
+			ExpAlerts []struct {
+				ExpLabels      map[string]string `yaml:"exp_labels"`
+				ExpAnnotations map[string]string `yaml:"exp_annotations"`
+			} `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+// readYAML unmarshals the repository's file name into v.
+func readYAML(t *testing.T, name string, v any) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, rulesFile))
+	data, err := os.ReadFile(filepath.Join(repoRoot, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(string(data), "\n")
-	out := map[string]string{}
-	name := ""
-	indent := func(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
-	ruleName := regexp.MustCompile(`^\s*-\s*(?:alert|record):\s*(\S+)`)
-	exprLine := regexp.MustCompile(`^(\s*)expr:\s*(.*)$`)
-	for i := 0; i < len(lines); i++ {
-		if m := ruleName.FindStringSubmatch(lines[i]); m != nil {
-			name = m[1]
-			continue
-		}
-		m := exprLine.FindStringSubmatch(lines[i])
-		if m == nil {
-			continue
-		}
-		if v := m[2]; v != "|" && v != ">" && v != "|-" && v != ">-" {
-			out[name] = v
-			continue
-		}
-		var block []string
-		for i+1 < len(lines) && (strings.TrimSpace(lines[i+1]) == "" || indent(lines[i+1]) > len(m[1])) {
-			i++
-			block = append(block, strings.TrimSpace(lines[i]))
-		}
-		out[name] = strings.TrimSpace(strings.Join(block, " "))
+	if err := yaml.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	if len(out) == 0 {
+}
+
+// readRules returns every rule of the rules file, alerts and recording
+// rules, in order.
+func readRules(t *testing.T) []rule {
+	t.Helper()
+	var f ruleFile
+	readYAML(t, rulesFile, &f)
+	var rules []rule
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if (r.Alert == "") == (r.Record == "") || strings.TrimSpace(r.Expr) == "" {
+				t.Fatalf("%s, group %s: a rule needs an expr and exactly one of alert and record: %+v", rulesFile, g.Name, r)
+			}
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) == 0 {
 		t.Fatalf("%s: no rule found", rulesFile)
+	}
+	return rules
+}
+
+// ruleExprs returns the expr of every rule in the rules file by rule name.
+func ruleExprs(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, r := range readRules(t) {
+		if _, dup := out[r.name()]; dup {
+			t.Fatalf("%s: two rules named %s", rulesFile, r.name())
+		}
+		out[r.name()] = strings.TrimSpace(r.Expr)
 	}
 	return out
 }
