@@ -2,7 +2,6 @@
 # machine: the ones that need HAProxy or dig install them first.
 GO        ?= go
 BIN       := bin
-SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build test demo deps vet check-examples clean bench package
 

@@ -322,7 +322,6 @@ part_dnssec() {
   for server in $DNSSEC_SERVERS; do
     "${CORE0[@]}" dnsperf -s 127.0.0.1 -p "$(server_port "$server")" -d "$work/q.a" -D -l 1 $DNSPERF_OPTS >/dev/null 2>&1 || true
   done
-  : >"$work/dnssec-results"
   local list=($DNSSEC_SERVERS) n
   n=${#list[@]}
   for round in $(seq 1 "$ROUNDS"); do

@@ -108,14 +108,14 @@ func buildPackages() (builtPackages, error) {
 	return b, nil
 }
 
-// requireTool fails the test when an executable is missing: CI installs
-// every tool these tests run (.ci/run), so a missing one is a broken setup,
-// not a reason to skip.
+// requireTool fails the test when an executable is missing: scripts/deps.sh
+// (make deps, run by make test and .ci/run) installs every tool these tests
+// run, so a missing one is a broken setup, not a reason to skip.
 func requireTool(t *testing.T, name, debianPackage string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("%s not found: install Debian's %s package (.ci/run does)", name, debianPackage)
+		t.Fatalf("%s not found: install Debian's %s package (scripts/deps.sh does: make deps)", name, debianPackage)
 	}
 	return p
 }
