@@ -21,9 +21,10 @@ import (
 	"github.com/spdu/spdu-haproxy/internal/status"
 )
 
-// FrontendSource reads the frontend's statistics under ctx's deadline; in
-// the daemon it is (*haproxy.Runtime).ShowFrontend on a Runtime of its own.
-type FrontendSource func(ctx context.Context) (haproxy.FrontendStats, error)
+// FrontendSource returns the frontend's statistics as last read, or an
+// error when they are not current; in the daemon, the row the poller read
+// with its last poll (an error when that poll failed). It must not block.
+type FrontendSource func() (haproxy.FrontendStats, error)
 
 // Config is what the control server needs from the configuration.
 type Config struct {
@@ -37,8 +38,8 @@ type Config struct {
 	// request before drain -wait returns (control.quiet_period).
 	QuietPeriod time.Duration
 	// PollInterval is the time between two reads of the frontend during a
-	// drain -wait, and PollTimeout the deadline of each read.
-	PollInterval, PollTimeout time.Duration
+	// drain -wait (haproxy.poll_interval: each read sees a new poll).
+	PollInterval time.Duration
 }
 
 // requestTimeout bounds reading a request and writing a reply.
@@ -62,8 +63,6 @@ type Server struct {
 	cfg atomic.Pointer[Config]
 	wg  sync.WaitGroup // connection goroutines
 	sem chan struct{}  // one token per connection served, MaxConns in all
-
-	frontMu sync.Mutex // one frontend read at a time (haproxy.ErrBusy)
 }
 
 // New returns a control server for cfg that drains and resumes through
@@ -310,7 +309,7 @@ func (s *Server) waitQuiet(ctx context.Context, cfg *Config, wait time.Duration)
 	var last haproxy.FrontendStats
 	var lastErr error
 	for {
-		last, lastErr = s.readFrontend(ctx, cfg)
+		last, lastErr = cfg.Frontend()
 		if q.observe(time.Now(), lastErr == nil && last.Quiet()) {
 			return time.Since(start), nil
 		}
@@ -326,12 +325,4 @@ func (s *Server) waitQuiet(ctx context.Context, cfg *Config, wait time.Duration)
 		case <-tick.C:
 		}
 	}
-}
-
-func (s *Server) readFrontend(ctx context.Context, cfg *Config) (haproxy.FrontendStats, error) {
-	s.frontMu.Lock()
-	defer s.frontMu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, cfg.PollTimeout)
-	defer cancel()
-	return cfg.Frontend(rctx)
 }

@@ -35,7 +35,7 @@ func healthy(context.Context, string) (haproxy.BackendStats, error) {
 // fakeFrontend is busy until quiet is set.
 type fakeFrontend struct{ quiet atomic.Bool }
 
-func (f *fakeFrontend) read(context.Context) (haproxy.FrontendStats, error) {
+func (f *fakeFrontend) read() (haproxy.FrontendStats, error) {
 	if f.quiet.Load() {
 		return haproxy.FrontendStats{Frontend: "www"}, nil
 	}
@@ -78,7 +78,7 @@ func start(t *testing.T, withFrontend bool) *fixture {
 		return status.Build(status.Input{Site: "alpha", AgentMode: config.AgentStatic}, f.poller.Snapshot())
 	}
 	srv := New(zerolog.New(zerolog.NewTestWriter(t)), Config{Socket: f.socket, Frontend: src,
-		QuietPeriod: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond, PollTimeout: 5 * time.Millisecond}, f.poller, doc)
+		QuietPeriod: 50 * time.Millisecond, PollInterval: 5 * time.Millisecond}, f.poller, doc)
 	if err := srv.Bind(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -121,18 +122,29 @@ func agentConfig(cfg *config.Config) haproxy.AgentConfig {
 }
 
 // controlConfig returns the control server's settings (keys control.* and
-// haproxy.frontend). The frontend is read through a Runtime of its own: a
-// Runtime allows one call at a time, and the poller's is busy every poll.
-func controlConfig(cfg *config.Config) control.Config {
-	cc := control.Config{
-		Socket: cfg.Control.Socket, QuietPeriod: cfg.Control.QuietPeriod.Duration,
-		PollInterval: cfg.HAProxy.PollInterval.Duration, PollTimeout: cfg.HAProxy.PollTimeout.Duration,
-	}
+// haproxy.frontend). drain -wait watches the frontend row the poller reads
+// with every poll (statSource): no second runtime API connection.
+func (d *Daemon) controlConfig(cfg *config.Config) control.Config {
+	cc := control.Config{Socket: cfg.Control.Socket, QuietPeriod: cfg.Control.QuietPeriod.Duration, PollInterval: cfg.HAProxy.PollInterval.Duration}
 	if fe := cfg.HAProxy.Frontend; fe != "" {
-		rt := haproxy.NewRuntime(cfg.HAProxy.Socket)
-		cc.Frontend = func(ctx context.Context) (haproxy.FrontendStats, error) { return rt.ShowFrontend(ctx, fe) }
+		cc.Frontend = func() (haproxy.FrontendStats, error) { return polledFrontend(d.poller.Snapshot(), fe) }
 	}
 	return cc
+}
+
+// polledFrontend returns the row of frontend fe in snap, the poller's last
+// snapshot, or an error when its last poll failed (the snapshot then keeps
+// older statistics) or did not read fe.
+func polledFrontend(snap *site.Snapshot, fe string) (haproxy.FrontendStats, error) {
+	switch {
+	case snap.Polls == 0:
+		return haproxy.FrontendStats{}, fmt.Errorf("frontend %s: not polled yet", fe)
+	case !snap.Health.LastGood.Equal(snap.LastPollAt):
+		return haproxy.FrontendStats{}, fmt.Errorf("frontend %s: last poll failed: %s", fe, snap.Health.LastError)
+	case snap.Stats.Frontend == nil || snap.Stats.Frontend.Frontend != fe:
+		return haproxy.FrontendStats{}, fmt.Errorf("frontend %s: not in the last poll", fe)
+	}
+	return *snap.Stats.Frontend, nil
 }
 
 // proberConfig returns the peer prober's settings ([[peers]]).

@@ -143,7 +143,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		func() pool.Member { return d.book.Load().self(d.poller.Snapshot()) }, peers, d.publish)
 	d.poller.OnShedChange(d.publisher.Kick)
 	d.agent = haproxy.NewAgentServer(d.log, d.agentReply, agentConfig(cfg))
-	d.control = control.New(d.log, controlConfig(cfg), d.poller, d.Status).WithZone(d.dns.ZoneText)
+	d.control = control.New(d.log, d.controlConfig(cfg), d.poller, d.Status).WithZone(d.dns.ZoneText)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

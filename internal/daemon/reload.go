@@ -68,7 +68,7 @@ func (d *Daemon) prepare(cur, next *config.Config) (apply func(), err error) {
 		return nil, err
 	}
 	discard = append(discard, func() { agentPlan.Discard() }) //nolint:errcheck // a failed rebind is logged by the slot's owner on its next move
-	controlPlan, err := d.control.Prepare(controlConfig(next))
+	controlPlan, err := d.control.Prepare(d.controlConfig(next))
 	if err != nil {
 		return nil, err
 	}
