@@ -1,7 +1,7 @@
 package resolvers
 
 import (
-	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,15 +27,13 @@ type SamplerConfig struct {
 }
 
 // Sampler is a client that asks several resolvers the same question at a
-// fixed interval and keeps every Result.
+// fixed interval and keeps every Result. Its Stop ends sampling and waits
+// for the queries in flight (at most Attempts×Timeout); stopping twice
+// does nothing more.
 type Sampler struct {
-	cfg  SamplerConfig
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-
-	mu      sync.Mutex
-	results map[*Resolver][]Result
+	background
+	cfg     SamplerConfig
+	results map[*Resolver]*recorded[Result] // one per resolver, made before sampling starts
 }
 
 // StartSampler starts sampling rs with c and stops at cleanup at the latest.
@@ -59,10 +57,12 @@ func StartSampler(t testing.TB, c SamplerConfig, rs ...*Resolver) *Sampler {
 	if c.Attempts <= 0 {
 		c.Attempts = 1
 	}
-	s := &Sampler{cfg: c, stop: make(chan struct{}), results: map[*Resolver][]Result{}}
+	s := &Sampler{background: newBackground(), cfg: c, results: map[*Resolver]*recorded[Result]{}}
 	for _, r := range rs {
-		s.wg.Add(1)
-		go s.run(r)
+		s.results[r] = new(recorded[Result])
+	}
+	for _, r := range rs { // after every results[r] is made: run only reads the map
+		s.wg.Go(func() { s.run(r) })
 	}
 	t.Cleanup(s.Stop)
 	return s
@@ -72,7 +72,6 @@ func StartSampler(t testing.TB, c SamplerConfig, rs ...*Resolver) *Sampler {
 // Attempts×Timeout/Every+1 queries are in flight, since each ends within
 // Attempts×Timeout.
 func (s *Sampler) run(r *Resolver) {
-	defer s.wg.Done()
 	tick := time.NewTicker(s.cfg.Every)
 	defer tick.Stop()
 	limit := time.NewTimer(s.cfg.Limit)
@@ -80,14 +79,7 @@ func (s *Sampler) run(r *Resolver) {
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	for {
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			res := s.resolve(r)
-			s.mu.Lock()
-			s.results[r] = append(s.results[r], res)
-			s.mu.Unlock()
-		}()
+		inflight.Go(func() { s.results[r].add(s.resolve(r)) })
 		select {
 		case <-s.stop:
 			return
@@ -117,26 +109,24 @@ func (s *Sampler) resolve(r *Resolver) Result {
 	return res
 }
 
-// Stop ends sampling and waits for the queries in flight (at most
-// Attempts×Timeout).
-// Stopping twice does nothing more.
-func (s *Sampler) Stop() {
-	s.once.Do(func() { close(s.stop) })
-	s.wg.Wait()
-}
-
 // Results returns r's results so far, in the order they were sent.
 func (s *Sampler) Results(r *Resolver) []Result {
-	s.mu.Lock()
-	out := append([]Result(nil), s.results[r]...)
-	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Sent.Before(out[j].Sent) })
-	return out
+	return s.sorted(r, func(Result) bool { return true })
 }
 
-// Since returns r's results sent at or after t, in order.
-func (s *Sampler) Since(r *Resolver, t time.Time) []Result {
-	all := s.Results(r)
-	i := sort.Search(len(all), func(i int) bool { return !all[i].Sent.Before(t) })
-	return all[i:]
+// Between returns r's results sent in [from, to), in order.
+func (s *Sampler) Between(r *Resolver, from, to time.Time) []Result {
+	return s.sorted(r, func(x Result) bool { return within(x.Sent, from, to) })
+}
+
+// sorted returns r's results keep accepts, in the order they were sent
+// (they are recorded as they finish); none for a resolver not sampled.
+func (s *Sampler) sorted(r *Resolver, keep func(Result) bool) []Result {
+	rec := s.results[r]
+	if rec == nil {
+		return nil
+	}
+	out := rec.filter(keep)
+	slices.SortFunc(out, func(a, b Result) int { return a.Sent.Compare(b.Sent) })
+	return out
 }

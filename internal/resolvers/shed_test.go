@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,50 +43,6 @@ type loadGen struct {
 	inflight  atomic.Int64
 	samples   recorded[loadSample]
 }
-
-// background is goroutines that run until Stop.
-type background struct {
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-}
-
-func newBackground() background { return background{stop: make(chan struct{})} }
-
-// Stop ends the goroutines and waits for them. Stopping twice does
-// nothing more.
-func (b *background) Stop() {
-	b.once.Do(func() { close(b.stop) })
-	b.wg.Wait()
-}
-
-// recorded is a list of values, safe for concurrent use.
-type recorded[T any] struct {
-	mu    sync.Mutex
-	items []T
-}
-
-func (r *recorded[T]) add(v T) {
-	r.mu.Lock()
-	r.items = append(r.items, v)
-	r.mu.Unlock()
-}
-
-// filter returns the values keep accepts, in the order recorded.
-func (r *recorded[T]) filter(keep func(T) bool) []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []T
-	for _, v := range r.items {
-		if keep(v) {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// within reports whether at is in [from, to).
-func within(at, from, to time.Time) bool { return !at.Before(from) && at.Before(to) }
 
 const maxInflight = 2000
 
@@ -441,8 +396,8 @@ func TestLoadShedding(t *testing.T) {
 func kindShares(s *Sampler, rs []*Resolver, ip string, from, to time.Time) (map[Kind]float64, map[Kind]int) {
 	hit, all := map[Kind]int{}, map[Kind]int{}
 	for _, r := range rs {
-		for _, res := range s.Since(r, from) {
-			if !res.Sent.Before(to) || !res.OK() {
+		for _, res := range s.Between(r, from, to) {
+			if !res.OK() {
 				continue
 			}
 			all[r.Kind]++
