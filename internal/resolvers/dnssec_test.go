@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,103 +37,6 @@ var validators = []struct {
 	ip   string
 }{{Unbound, resolverIPs[0]}, {BIND, resolverIPs[1]}, {Knot, resolverIPs[3]}}
 
-// adSample is one client query through a validating resolver.
-type adSample struct {
-	sent  time.Time
-	rcode int // NoReply when none came
-	ad    bool
-	addrs []string // A addresses, sorted
-	tags  []uint16 // key tags of the RRSIGs over the A RRset, sorted
-}
-
-// resolveAD asks the resolver at addr for name A as dig does by default
-// (RD and AD set) and with the DO bit, so that the reply carries the
-// RRSIGs the resolver validated (their key tags tell which site signed).
-func resolveAD(addr, name string, timeout time.Duration) adSample {
-	m := new(dns.Msg)
-	m.SetQuestion(name, dns.TypeA)
-	m.AuthenticatedData = true
-	m.SetEdns0(1232, true)
-	s := adSample{sent: time.Now(), rcode: NoReply}
-	r, _, err := (&dns.Client{Net: "udp", Timeout: timeout}).Exchange(m, addr)
-	if err != nil {
-		return s
-	}
-	s.rcode, s.ad = r.Rcode, r.AuthenticatedData
-	for _, rr := range r.Answer {
-		switch x := rr.(type) {
-		case *dns.A:
-			s.addrs = append(s.addrs, x.A.String())
-		case *dns.RRSIG:
-			if x.TypeCovered == dns.TypeA {
-				s.tags = append(s.tags, x.KeyTag)
-			}
-		}
-	}
-	slices.Sort(s.addrs)
-	slices.Sort(s.tags)
-	return s
-}
-
-// adSampler asks every resolver for PoolServiceName every 100 ms until
-// stopped (a query in flight does not delay the next; each ends within 2
-// s) and keeps every sample.
-type adSampler struct {
-	stopc chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
-
-	mu      sync.Mutex
-	samples map[*Resolver][]adSample
-}
-
-func startADSampler(t *testing.T, rs []*Resolver) *adSampler {
-	s := &adSampler{stopc: make(chan struct{}), samples: map[*Resolver][]adSample{}}
-	for _, r := range rs {
-		s.wg.Go(func() {
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			var inflight sync.WaitGroup
-			defer inflight.Wait()
-			for {
-				inflight.Go(func() {
-					res := resolveAD(r.Addr, PoolServiceName, 2*time.Second)
-					s.mu.Lock()
-					s.samples[r] = append(s.samples[r], res)
-					s.mu.Unlock()
-				})
-				select {
-				case <-s.stopc:
-					return
-				case <-tick.C:
-				}
-			}
-		})
-	}
-	t.Cleanup(s.stop)
-	return s
-}
-
-// stop ends sampling and waits for the queries in flight.
-func (s *adSampler) stop() {
-	s.once.Do(func() { close(s.stopc) })
-	s.wg.Wait()
-}
-
-// between returns r's samples sent in [from, to), in order.
-func (s *adSampler) between(r *Resolver, from, to time.Time) []adSample {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []adSample
-	for _, x := range s.samples[r] {
-		if !x.sent.Before(from) && x.sent.Before(to) {
-			out = append(out, x)
-		}
-	}
-	slices.SortFunc(out, func(a, b adSample) int { return a.sent.Compare(b.sent) })
-	return out
-}
-
 // tally sums up samples.
 type tally struct {
 	samples, ad, servfail, failed int // failed: anything but NOERROR with addresses and AD
@@ -142,28 +44,31 @@ type tally struct {
 	byTags                        map[string]int
 }
 
-func count(ss []adSample, names map[uint16]string) tally {
+func count(ss []Result, names map[uint16]string) tally {
 	t := tally{samples: len(ss), byAddrs: map[string]int{}, byTags: map[string]int{}}
 	for _, s := range ss {
-		if s.ad {
+		if s.AD {
 			t.ad++
 		}
-		if s.rcode == dns.RcodeServerFailure {
+		if s.Rcode == dns.RcodeServerFailure {
 			t.servfail++
 		}
-		if s.rcode != dns.RcodeSuccess || !s.ad || len(s.addrs) == 0 {
+		if !validated(s) {
 			t.failed++
 			continue
 		}
-		t.byAddrs[strings.Join(s.addrs, ",")]++
+		t.byAddrs[strings.Join(slices.Sorted(slices.Values(s.Addrs)), ",")]++
 		var keys []string
-		for _, tag := range s.tags {
+		for _, tag := range s.Sigs {
 			keys = append(keys, names[tag])
 		}
 		t.byTags[strings.Join(keys, "+")]++
 	}
 	return t
 }
+
+// validated reports whether s is NOERROR with the AD bit and addresses.
+func validated(s Result) bool { return s.Rcode == dns.RcodeSuccess && s.AD && len(s.Addrs) > 0 }
 
 func (t tally) String() string {
 	return fmt.Sprintf("%d samples, %d AD, %d SERVFAIL, %d failed; addresses %v; signed by %v", t.samples, t.ad, t.servfail, t.failed, t.byAddrs, t.byTags)
@@ -178,7 +83,7 @@ type phase struct {
 // report logs, for every resolver, each phase's tally and the total
 // ("failover: unbound 612 samples, 612 AD, 0 SERVFAIL"), and fails the
 // test for any sample that is not NOERROR with the AD bit and addresses.
-func report(t *testing.T, scenario string, s *adSampler, rs []*Resolver, phases []phase, end time.Time, names map[uint16]string) {
+func report(t *testing.T, scenario string, s *Sampler, rs []*Resolver, phases []phase, end time.Time, names map[uint16]string) {
 	t.Helper()
 	for _, r := range rs {
 		for i, p := range phases {
@@ -186,18 +91,18 @@ func report(t *testing.T, scenario string, s *adSampler, rs []*Resolver, phases 
 			if i+1 < len(phases) {
 				to = phases[i+1].from
 			}
-			t.Logf("%s, %s: %s %s", scenario, p.name, r.Kind, count(s.between(r, p.from, to), names))
+			t.Logf("%s, %s: %s %s", scenario, p.name, r.Kind, count(s.Between(r, p.from, to), names))
 		}
-		all := s.between(r, phases[0].from, end)
+		all := s.Between(r, phases[0].from, end)
 		c := count(all, names)
 		t.Logf("%s: %s %d samples, %d AD, %d SERVFAIL", scenario, r.Kind, c.samples, c.ad, c.servfail)
 		if c.samples == 0 {
 			t.Errorf("%s: %s: no sample", scenario, r.Kind)
 		}
 		for _, x := range all {
-			if x.rcode != dns.RcodeSuccess || !x.ad || len(x.addrs) == 0 {
+			if !validated(x) {
 				t.Errorf("%s: %s at %s: rcode %s, AD %t, addresses %v; want NOERROR, AD and addresses", scenario, r.Kind,
-					x.sent.Sub(phases[0].from).Round(time.Millisecond), rcodeName(x.rcode), x.ad, x.addrs)
+					x.Sent.Sub(phases[0].from).Round(time.Millisecond), rcodeName(x.Rcode), x.AD, x.Addrs)
 			}
 		}
 	}
@@ -367,8 +272,8 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 	h := StartHierarchy(t, HierarchyConfig{Pool: sitePool})
 	rs := startValidators(t, h, ds)
 	for _, r := range rs {
-		if s := resolveAD(r.Addr, PoolServiceName, 3*time.Second); s.rcode != dns.RcodeSuccess || !s.ad || !slices.Equal(s.addrs, []string{alpha.ip}) {
-			t.Fatalf("%s before the scenario: rcode %s, AD %t, %v; want alpha's address, validated\n%s", r.Kind, rcodeName(s.rcode), s.ad, s.addrs, r.Output())
+		if s := ResolveDNSSEC(r.Addr, PoolServiceName, dns.TypeA, 3*time.Second); s.Rcode != dns.RcodeSuccess || !s.AD || !slices.Equal(s.Addrs, []string{alpha.ip}) {
+			t.Fatalf("%s before the scenario: rcode %s, AD %t, %v; want alpha's address, validated\n%s", r.Kind, rcodeName(s.Rcode), s.AD, s.Addrs, r.Output())
 		}
 		if _, sigs := dnskeyAt(t, r.Addr); !slices.Equal(sigs, []uint16{tagA}) {
 			t.Fatalf("%s holds a DNSKEY RRset signed by %v, want alpha's key %d", r.Kind, sigs, tagA)
@@ -382,7 +287,7 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 	if !peerKeys {
 		before, during, after = time.Second, 7*time.Second, 0
 	}
-	s := startADSampler(t, rs)
+	s := StartSampler(t, SamplerConfig{Name: PoolServiceName, Every: 100 * time.Millisecond, Timeout: 2 * time.Second, DNSSEC: true}, rs...)
 	phases := []phase{{"both serving", time.Now()}}
 	hold(before)
 	alpha.withdraw()
@@ -405,7 +310,7 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 		hold(after)
 	}
 	end := time.Now()
-	s.stop()
+	s.Stop()
 
 	scenario := "failover"
 	if !peerKeys {
@@ -416,7 +321,7 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 		// the DNSKEY RRset they hold.
 		for _, r := range rs {
 			from := settle(r.Kind, ttl)
-			c := count(s.between(r, withdrawn.Add(from), back), names)
+			c := count(s.Between(r, withdrawn.Add(from), back), names)
 			t.Logf("%s, alpha withdrawn (from %s on): %s %s", scenario, from, r.Kind, c)
 			if c.servfail == 0 {
 				t.Errorf("%s: %s gave no SERVFAIL while beta answered alone with a key alpha's DNSKEY RRset lacks: %s", scenario, r.Kind, c)
@@ -428,10 +333,10 @@ func dnssecFailover(t *testing.T, peerKeys bool) {
 	// Once alpha's answers have expired, the resolvers hand out beta
 	// alone, validated with beta's signatures.
 	for _, r := range rs {
-		for _, x := range s.between(r, withdrawn.Add(settle(r.Kind, ttl)), back) {
-			if !slices.Equal(x.addrs, []string{beta.ip}) || !slices.Equal(x.tags, []uint16{tagB}) {
+		for _, x := range s.Between(r, withdrawn.Add(settle(r.Kind, ttl)), back) {
+			if !slices.Equal(x.Addrs, []string{beta.ip}) || !slices.Equal(x.Sigs, []uint16{tagB}) {
 				t.Errorf("%s %s after alpha withdrew: addresses %v signed by %v; want beta's alone, signed by beta's key %d", r.Kind,
-					x.sent.Sub(withdrawn).Round(time.Millisecond), x.addrs, x.tags, tagB)
+					x.Sent.Sub(withdrawn).Round(time.Millisecond), x.Addrs, x.Sigs, tagB)
 			}
 		}
 	}
@@ -482,7 +387,7 @@ func TestDNSSECRollover(t *testing.T) {
 	checkKeys("before", alpha, []uint16{tagA, tagB}, []uint16{tagA})
 	checkKeys("before", beta, []uint16{tagA, tagB}, []uint16{tagB})
 
-	s := startADSampler(t, rs)
+	s := StartSampler(t, SamplerConfig{Name: PoolServiceName, Every: 100 * time.Millisecond, Timeout: 2 * time.Second, DNSSEC: true}, rs...)
 	phases := []phase{{"before", time.Now()}}
 	hold(3 * time.Second)
 
@@ -509,14 +414,14 @@ func TestDNSSECRollover(t *testing.T) {
 	phases = append(phases, phase{"beta withdrawn", alone})
 	hold(settle(Knot, ttl) + 2*time.Second)
 	end := time.Now()
-	s.stop()
+	s.Stop()
 
 	report(t, "rollover", s, rs, phases, end, names)
 	for _, r := range rs {
-		for _, x := range s.between(r, alone.Add(settle(r.Kind, ttl)), end) {
-			if !slices.Equal(x.addrs, []string{alpha.ip}) || !slices.Equal(x.tags, []uint16{tagA2}) {
+		for _, x := range s.Between(r, alone.Add(settle(r.Kind, ttl)), end) {
+			if !slices.Equal(x.Addrs, []string{alpha.ip}) || !slices.Equal(x.Sigs, []uint16{tagA2}) {
 				t.Errorf("%s %s after beta withdrew: addresses %v signed by %v; want alpha's alone, signed by its new key %d only", r.Kind,
-					x.sent.Sub(alone).Round(time.Millisecond), x.addrs, x.tags, tagA2)
+					x.Sent.Sub(alone).Round(time.Millisecond), x.Addrs, x.Sigs, tagA2)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package resolvers
 
 import (
+	"slices"
 	"time"
 
 	"github.com/miekg/dns"
@@ -26,6 +27,12 @@ type Result struct {
 	// TTL is the smallest TTL of those address records, in seconds (0
 	// without any).
 	TTL uint32
+	// AD is the reply's AD bit: the resolver validated the answer.
+	AD bool
+	// Sigs are the key tags of the RRSIGs over those address records,
+	// sorted (they tell which key signed them). Only a query with the DO
+	// bit (ResolveDNSSEC) gets RRSIGs.
+	Sigs []uint16
 }
 
 // OK reports whether the reply was NOERROR with at least one address.
@@ -44,8 +51,23 @@ func (r Result) Has(ip string) bool {
 // Resolve asks the resolver at addr ("ip:port") for name and qtype over UDP
 // with the RD bit, as a stub resolver does, and waits at most timeout.
 func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
+	return resolve(addr, name, qtype, timeout, false)
+}
+
+// ResolveDNSSEC is Resolve as dig +dnssec asks: with the AD bit (as dig
+// does by default) and EDNS0 with the DO bit, so that the reply carries
+// the RRSIGs the resolver validated (Result.Sigs) besides its AD bit.
+func ResolveDNSSEC(addr, name string, qtype uint16, timeout time.Duration) Result {
+	return resolve(addr, name, qtype, timeout, true)
+}
+
+func resolve(addr, name string, qtype uint16, timeout time.Duration, dnssec bool) Result {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
+	if dnssec {
+		m.AuthenticatedData = true
+		m.SetEdns0(1232, true)
+	}
 	c := &dns.Client{Net: "udp", Timeout: timeout}
 	res := Result{Sent: time.Now(), Rcode: NoReply, Attempts: 1}
 	r, _, err := c.Exchange(m, addr)
@@ -53,7 +75,7 @@ func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
 	if err != nil {
 		return res
 	}
-	res.Rcode = r.Rcode
+	res.Rcode, res.AD = r.Rcode, r.AuthenticatedData
 	for _, rr := range r.Answer {
 		var ip string
 		switch a := rr.(type) {
@@ -61,6 +83,11 @@ func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
 			ip = a.A.String()
 		case *dns.AAAA:
 			ip = a.AAAA.String()
+		case *dns.RRSIG:
+			if a.TypeCovered == dns.TypeA || a.TypeCovered == dns.TypeAAAA {
+				res.Sigs = append(res.Sigs, a.KeyTag)
+			}
+			continue
 		default:
 			continue
 		}
@@ -69,5 +96,6 @@ func Resolve(addr, name string, qtype uint16, timeout time.Duration) Result {
 			res.TTL = ttl
 		}
 	}
+	slices.Sort(res.Sigs)
 	return res
 }

@@ -24,6 +24,9 @@ type SamplerConfig struct {
 	// Limit is how long the sampler runs at most; it stops by itself then.
 	// Default 5m.
 	Limit time.Duration
+	// DNSSEC asks as ResolveDNSSEC does (AD and DO bits), so that each
+	// Result has the reply's AD bit and the RRSIGs' key tags.
+	DNSSEC bool
 }
 
 // Sampler is a client that asks several resolvers the same question at a
@@ -96,7 +99,7 @@ func (s *Sampler) run(r *Resolver) {
 func (s *Sampler) resolve(r *Resolver) Result {
 	var res Result
 	for i := 0; i < s.cfg.Attempts; i++ {
-		next := Resolve(r.Addr, s.cfg.Name, s.cfg.Type, s.cfg.Timeout)
+		next := resolve(r.Addr, s.cfg.Name, s.cfg.Type, s.cfg.Timeout, s.cfg.DNSSEC)
 		if i > 0 {
 			next.Sent, next.Took = res.Sent, time.Since(res.Sent)
 		}
