@@ -3,6 +3,7 @@ package resolvers
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -156,10 +157,29 @@ func StartKnot(t testing.TB, h *Hierarchy, o Options) *Resolver {
 // settings, and returns them in the order of Kinds.
 func StartAll(t testing.TB, h *Hierarchy, ips [4]string, o Options) []*Resolver {
 	t.Helper()
+	return StartMix(t, h, 1, ips, o)
+}
+
+// StartMix is StartAll with unbound instances of unbound: the first on
+// ips[0], the others on the addresses that follow it (127.0.0.10, .11, …).
+// It returns them first, then BIND, PowerDNS Recursor and Knot Resolver.
+func StartMix(t testing.TB, h *Hierarchy, unbound int, ips [4]string, o Options) []*Resolver {
+	t.Helper()
+	ip, err := netip.ParseAddr(ips[0])
+	if err != nil {
+		t.Fatalf("StartMix: unbound's first address: %v", err)
+	}
 	var rs []*Resolver
+	for range unbound {
+		o.IP = ip.String()
+		rs = append(rs, Start(t, Unbound, h, o))
+		ip = ip.Next()
+	}
 	for i, k := range Kinds() {
-		o.IP = ips[i]
-		rs = append(rs, Start(t, k, h, o))
+		if k != Unbound {
+			o.IP = ips[i]
+			rs = append(rs, Start(t, k, h, o))
+		}
 	}
 	return rs
 }

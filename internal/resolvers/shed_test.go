@@ -263,9 +263,9 @@ const (
 )
 
 // TestLoadShedding is issue 16's end-to-end proof: two self-mode sites,
-// alpha (127.0.0.2) small and slow and beta (127.0.0.3) fast, nine real
-// recursive resolvers (six unbound, a PowerDNS Recursor, a BIND, a Knot
-// Resolver) iterating from the local hierarchy, and an open-loop client
+// alpha (127.0.0.2) small and slow and beta (127.0.0.3) fast, fifteen
+// real recursive resolvers (twelve unbound, a BIND, a PowerDNS Recursor, a
+// Knot Resolver) iterating from the local hierarchy, and an open-loop client
 // load that resolves api.pool.domain.tld through them and then sends an
 // HTTP request to the address it got. It measures alpha's share of the
 // resolutions, its utilization and queue, and the clients' latency and
@@ -298,12 +298,9 @@ func TestLoadShedding(t *testing.T) {
 		waitAnswers(t, sites[name].DNSAddr, name+" serves", 15*time.Second, ip)
 	}
 
-	var rs []*Resolver
-	for i := range 12 {
-		rs = append(rs, StartUnbound(t, h, Options{IP: fmt.Sprintf("127.0.0.%d", 10+i)}))
-	}
-	rs = append(rs, StartPowerDNS(t, h, Options{IP: "127.0.0.30"}), StartBIND(t, h, Options{IP: "127.0.0.31"}),
-		StartKnot(t, h, Options{IP: "127.0.0.32"}))
+	// Unbound on 127.0.0.10 to .21; BIND .31, PowerDNS Recursor .30,
+	// Knot Resolver .32.
+	rs := StartMix(t, h, 12, [4]string{"127.0.0.10", "127.0.0.31", "127.0.0.30", "127.0.0.32"}, Options{})
 
 	mon := startMonitor(t, alphaStatus, sites["alpha"].HAProxy)
 	load := startLoad(t, rs, ss.HTTPSPort, shedRate)
@@ -446,12 +443,7 @@ func TestShedDeliveredByResolver(t *testing.T) {
 	beta := StartStub(t, StubConfig{IP: betaIP, Nameservers: sitePool, TTL: time.Second})
 	waitAnswers(t, alpha.DNSAddr, "alpha serves", 15*time.Second, alphaIP)
 
-	var rs []*Resolver
-	for i := range 6 {
-		rs = append(rs, StartUnbound(t, h, Options{IP: fmt.Sprintf("127.0.0.%d", 40+i)}))
-	}
-	rs = append(rs, StartBIND(t, h, Options{IP: "127.0.0.46"}), StartPowerDNS(t, h, Options{IP: "127.0.0.47"}),
-		StartKnot(t, h, Options{IP: "127.0.0.48"}))
+	rs := StartMix(t, h, 6, [4]string{"127.0.0.40", "127.0.0.46", "127.0.0.47", "127.0.0.48"}, Options{}) // unbound .40 to .45
 	smp := StartSampler(t, SamplerConfig{Name: PoolServiceName, Every: 100 * time.Millisecond, Timeout: 2 * time.Second}, rs...)
 
 	const phase = 25 * time.Second
