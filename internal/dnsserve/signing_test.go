@@ -41,9 +41,9 @@ func testKeys(t testing.TB, alg uint8, peers int) *dnssec.KeySet {
 	return ks
 }
 
-// newSignedServer returns a serving, signed Server without sockets, on the
-// fake clock signNow.
-func newSignedServer(t testing.TB, ks *dnssec.KeySet) (*Server, *time.Time) {
+// newSignedServer returns a serving, signed Server without sockets, on a
+// fake clock set to signNow.
+func newSignedServer(t testing.TB, ks *dnssec.KeySet) (*Server, *fakeClock) {
 	t.Helper()
 	cfg := testConfig()
 	cfg.RRL.Rate = -1
@@ -52,12 +52,12 @@ func newSignedServer(t testing.TB, ks *dnssec.KeySet) (*Server, *time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := signNow
-	s.clock = func() time.Time { return now }
+	clock := newFakeClock(signNow)
+	s.clock = clock.now
 	if err := s.SetAnswers(Answers{}); err != nil {
 		t.Fatal(err)
 	}
-	return s, &now
+	return s, clock
 }
 
 // doQuery packs a query with the DO bit.
@@ -128,7 +128,7 @@ func checkSigned(t *testing.T, ks *dnssec.KeySet, r *dns.Msg, now time.Time, wha
 func TestSignedAnswers(t *testing.T) {
 	for _, alg := range []uint8{dnssec.ECDSAP256SHA256, dnssec.ED25519} {
 		ks := testKeys(t, alg, 1)
-		s, now := newSignedServer(t, ks)
+		s, clock := newSignedServer(t, ks)
 		names := []string{testZone, fqdn("api"), "ApI.pOOL.example.TEST.", fqdn("v6"), fqdn("x"), fqdn("a.x"), fqdn("ns2"),
 			fqdn("nope"), "deep.nope.pool.example.test.", "b.a.x.pool.example.test.", "zzz.pool.example.test.", "0.pool.example.test."}
 		types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeDNSKEY, dns.TypeNSEC, dns.TypeANY, dns.TypeTXT, dns.TypeDS, dns.TypeRRSIG}
@@ -146,7 +146,7 @@ func TestSignedAnswers(t *testing.T) {
 					if err := r.Unpack(s.respond(nil, msg, benchClient, true)); err != nil {
 						t.Fatalf("%s: %v", what, err)
 					}
-					checkSigned(t, ks, r, *now, what)
+					checkSigned(t, ks, r, clock.now(), what)
 					var q fastQuery
 					if parseFast(msg, &q) {
 						slow := new(dns.Msg)
@@ -227,12 +227,12 @@ func TestSignedAllocs(t *testing.T) {
 // gets the withdraw rcode on both paths, never an expired RRSIG; a query
 // without DO is still answered.
 func TestSignedNeverExpired(t *testing.T) {
-	s, now := newSignedServer(t, testKeys(t, dnssec.ED25519, 0))
+	s, clock := newSignedServer(t, testKeys(t, dnssec.ED25519, 0))
 	exp := time.Unix(s.snap.Load().signed.expires, 0)
 	if want := signNow.Add(dnssec.DefaultValidity); !exp.Equal(want) {
 		t.Fatalf("signatures expire %s; want %s", exp, want)
 	}
-	*now = exp.Add(-time.Second)
+	clock.set(exp.Add(-time.Second))
 	withOpt := func(name string, qtype uint16, local bool) []byte {
 		m := query(name, qtype)
 		m.SetEdns0(1232, true)
@@ -247,7 +247,7 @@ func TestSignedNeverExpired(t *testing.T) {
 			t.Fatalf("a second before expiry: %v %v", r, err)
 		}
 	}
-	*now = exp
+	clock.set(exp)
 	for _, local := range []bool{false, true} {
 		for _, name := range []string{fqdn("api"), fqdn("nope"), testZone} {
 			r := new(dns.Msg)
@@ -270,14 +270,14 @@ func TestSignedNeverExpired(t *testing.T) {
 // answers re-signs only what changed (the SOA and the new address sets).
 func TestResign(t *testing.T) {
 	ks := testKeys(t, dnssec.ECDSAP256SHA256, 0)
-	s, now := newSignedServer(t, ks)
+	s, clock := newSignedServer(t, ks)
 	first := s.snap.Load().signed
 	made := s.DNSSECState().Signed
 	if due := s.resignDue(); !due.Equal(signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh)) {
 		t.Errorf("re-sign due %s; want validity - refresh after signing", due)
 	}
 	// An answer change: the SOA serial moves, the addresses change.
-	*now = signNow.Add(time.Hour)
+	clock.set(signNow.Add(time.Hour))
 	if err := s.SetAnswers(poolAnswers()); err != nil {
 		t.Fatal(err)
 	}
@@ -287,17 +287,17 @@ func TestResign(t *testing.T) {
 	if n := s.DNSSECState().Signed - made; n != 9 {
 		t.Errorf("an answer change made %d signatures; want 9: the SOA, the new address RRsets and the NSEC records whose types changed", n)
 	}
-	*now = signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute)
+	clock.set(signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute))
 	s.resign()
 	next := s.snap.Load().signed
-	if next.expires <= first.expires || time.Unix(next.expires, 0).Before(now.Add(dnssec.DefaultRefresh)) {
+	if next.expires <= first.expires || time.Unix(next.expires, 0).Before(clock.now().Add(dnssec.DefaultRefresh)) {
 		t.Errorf("after re-signing: expires %s (was %s)", time.Unix(next.expires, 0), time.Unix(first.expires, 0))
 	}
 	r := new(dns.Msg)
 	if err := r.Unpack(s.respond(nil, doQuery(t, testZone, dns.TypeSOA), benchClient, true)); err != nil {
 		t.Fatal(err)
 	}
-	checkSigned(t, ks, r, *now, "SOA after re-signing")
+	checkSigned(t, ks, r, clock.now(), "SOA after re-signing")
 	if st := s.DNSSECState(); !st.Enabled || st.Failing || st.LastError != "" || !st.Expires.Equal(time.Unix(next.expires, 0)) {
 		t.Errorf("DNSSECState %+v", st)
 	}
@@ -331,7 +331,7 @@ func TestSigningFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, now := newSignedServer(t, ks)
+	s, clock := newSignedServer(t, ks)
 	rcode := func() int {
 		r := new(dns.Msg)
 		if err := r.Unpack(s.respond(nil, doQuery(t, fqdn("api"), dns.TypeA), benchClient, true)); err != nil {
@@ -341,16 +341,16 @@ func TestSigningFails(t *testing.T) {
 	}
 	broken = true
 	// Re-signing at the refresh point fails: the signatures served stay.
-	*now = signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute)
+	clock.set(signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute))
 	s.resign()
 	if st := s.DNSSECState(); st.Failing || !strings.Contains(st.LastError, "unplugged") || st.Errors != 1 || rcode() != dns.RcodeSuccess {
 		t.Errorf("failed refresh with a week left: %+v, rcode %d; want the old signatures served, the error kept", st, rcode())
 	}
-	if due := s.resignDue(); !due.Equal(now.Add(resignRetry)) {
+	if due := s.resignDue(); !due.Equal(clock.now().Add(resignRetry)) {
 		t.Errorf("retry due %s; want in %s", due, resignRetry)
 	}
 	// Still failing an hour before expiry: withdrawn.
-	*now = signNow.Add(dnssec.DefaultValidity - expiryMargin)
+	clock.set(signNow.Add(dnssec.DefaultValidity - expiryMargin))
 	s.resign()
 	if st := s.DNSSECState(); !st.Failing || rcode() != dns.RcodeRefused || s.Serving() {
 		t.Errorf("failed re-signing an hour before expiry: %+v, rcode %d; want withdrawn", st, rcode())
