@@ -313,10 +313,11 @@ func (s *Server) publishLocked(a Answers, force, resign bool) error {
 	now := s.clock()
 	snap, err := buildSnapshot(s.zone, a, serial, s.signer, now)
 	if err == nil {
-		if snap.signed != nil || s.dnssecStats.failing.Load() {
-			s.dnssecStats.failing.Store(false)
-			s.dnssecStats.lastError.Store(nil)
-		}
+		// Whatever failed before no longer stands: a stale error would
+		// keep resignDue retrying the snapshot every resignRetry (a
+		// withdrawn one too, which has nothing to sign).
+		s.dnssecStats.failing.Store(false)
+		s.dnssecStats.lastError.Store(nil)
 		s.snap.Store(snap)
 		s.wakeResign()
 		return nil

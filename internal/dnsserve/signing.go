@@ -386,8 +386,8 @@ type DNSSECState struct {
 	// Signed counts RRset signings (one RRSIG per own key each) since New;
 	// Errors the signing passes that failed.
 	Signed, Errors uint64
-	// LastError is the latest signing failure, "" once signing works
-	// again.
+	// LastError is the latest signing failure, "" once a snapshot is
+	// published without one (signed, or withdrawn: nothing to sign).
 	LastError string
 	// Failing is true while the zone answers the withdraw rcode because it
 	// cannot be signed (Config.Withdraw to every query, as withdrawn).

@@ -316,22 +316,30 @@ func (f failingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) 
 	return f.Signer.Sign(r, digest, opts)
 }
 
+// newBreakableServer is newSignedServer with one own key whose signing
+// fails while *broken is true (false at first).
+func newBreakableServer(t *testing.T) (s *Server, clock *fakeClock, broken *bool) {
+	t.Helper()
+	own, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken = new(bool)
+	own.Signer = failingSigner{own.Signer, broken}
+	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, clock = newSignedServer(t, ks)
+	return s, clock, broken
+}
+
 // TestSigningFails: a zone that cannot be signed answers the withdraw rcode
 // with the error in DNSSECState; a failed re-signing keeps signatures that
 // are still good, and withdraws once they are within an hour of expiring;
 // signing again serves again.
 func TestSigningFails(t *testing.T) {
-	own, err := dnssec.Generate(testZone, dnssec.ECDSAP256SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := false
-	own.Signer = failingSigner{own.Signer, &broken}
-	ks, err := dnssec.NewKeySet(testZone, []*dnssec.Key{own}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, clock := newSignedServer(t, ks)
+	s, clock, broken := newBreakableServer(t)
 	rcode := func() int {
 		r := new(dns.Msg)
 		if err := r.Unpack(s.respond(nil, doQuery(t, fqdn("api"), dns.TypeA), benchClient, true)); err != nil {
@@ -339,7 +347,7 @@ func TestSigningFails(t *testing.T) {
 		}
 		return r.Rcode
 	}
-	broken = true
+	*broken = true
 	// Re-signing at the refresh point fails: the signatures served stay.
 	clock.set(signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute))
 	s.resign()
@@ -359,10 +367,34 @@ func TestSigningFails(t *testing.T) {
 	if err := s.SetAnswers(poolAnswers()); err == nil || rcode() != dns.RcodeRefused {
 		t.Errorf("SetAnswers while signing fails: %v, rcode %d; want an error and REFUSED", err, rcode())
 	}
-	broken = false
+	*broken = false
 	s.resign()
 	if st := s.DNSSECState(); st.Failing || st.LastError != "" || rcode() != dns.RcodeSuccess {
 		t.Errorf("after signing works again: %+v, rcode %d", st, rcode())
+	}
+}
+
+// TestWithdrawClearsSigningError: a re-signing that failed while the
+// signatures served were still good leaves an error but serves on; a
+// withdrawal published after it succeeds (nothing to sign), so the error
+// goes and no retry stays scheduled, instead of rebuilding the withdrawn
+// snapshot every resignRetry with the old error in DNSSECState.
+func TestWithdrawClearsSigningError(t *testing.T) {
+	s, clock, broken := newBreakableServer(t)
+	*broken = true
+	clock.set(signNow.Add(dnssec.DefaultValidity - dnssec.DefaultRefresh + time.Minute))
+	s.resign()
+	if st := s.DNSSECState(); st.Failing || st.LastError == "" || st.Errors != 1 {
+		t.Fatalf("failed refresh with a week left: %+v; want the error kept, not failing", st)
+	}
+	if err := s.SetAnswers(Answers{Refuse: true}); err != nil {
+		t.Fatalf("SetAnswers(Refuse) while the keys cannot sign: %v; want nil, nothing is signed", err)
+	}
+	if st := s.DNSSECState(); st.Failing || st.LastError != "" || st.Errors != 1 || !st.Expires.IsZero() {
+		t.Errorf("withdrawn after a failed refresh: %+v; want no error, not failing, nothing signed", st)
+	}
+	if due := s.resignDue(); !due.IsZero() {
+		t.Errorf("withdrawn after a failed refresh: re-sign due %s; want none", due)
 	}
 }
 
