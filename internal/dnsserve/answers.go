@@ -84,6 +84,20 @@ func (a Answers) check() error {
 	return nil
 }
 
+// sameAddrTypes returns an error naming the first of a.Sets that holds
+// other address types (A, AAAA or both) than Sets[0], as a signed zone
+// cannot serve: its one NSEC chain lists the same types at each name
+// whichever set a query gets (RFC 4034 section 4.1.2). Self mode (no
+// Sets) always passes.
+func (a Answers) sameAddrTypes() error {
+	for i, set := range a.Sets {
+		if (len(set.A) > 0) != (len(a.Sets[0].A) > 0) || (len(set.AAAA) > 0) != (len(a.Sets[0].AAAA) > 0) {
+			return fmt.Errorf("answers Sets[%d]: different address types than Sets[0]; a signed zone has one NSEC chain, so every set must hold the same types", i)
+		}
+	}
+	return nil
+}
+
 // variant is one ordering of a snapshot's service RRsets: the A and AAAA
 // RRsets of every service name, and the glue that goes with the apex NS
 // RRset. It is immutable; its slices have capacity equal to length, so an
@@ -173,8 +187,9 @@ func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
 }
 
 // buildSnapshot returns the snapshot of z answering a with serial. When z
-// is signed and a serves, sg signs it at now (an error then: no snapshot).
-// a must have passed check.
+// is signed and a serves, sg signs it at now; a then needs the same
+// address types in every set (sameAddrTypes). Either failing is an error:
+// no snapshot. a must have passed check.
 func buildSnapshot(z *zone, a Answers, serial uint32, sg *signer, now time.Time) (*snapshot, error) {
 	soa := &dns.SOA{
 		Hdr:     z.header(z.origin, dns.TypeSOA, z.ttl),
@@ -209,6 +224,12 @@ func buildSnapshot(z *zone, a Answers, serial uint32, sg *signer, now time.Time)
 			}
 		}
 		if z.sign != nil && sg != nil {
+			// Checked here too, not only in SetAnswers: Prepare tries new
+			// keys on the answers in force, and Apply may sign answers an
+			// unsigned zone took without the check.
+			if err := a.sameAddrTypes(); err != nil {
+				return nil, err
+			}
 			var err error
 			if snap.signed, err = sg.signSnapshot(snap, now); err != nil {
 				return nil, err
@@ -287,10 +308,10 @@ func (s *Server) SetAnswers(a Answers) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	if s.zone.sign != nil {
-		for i, set := range a.Sets {
-			if (len(set.A) > 0) != (len(a.Sets[0].A) > 0) || (len(set.AAAA) > 0) != (len(a.Sets[0].AAAA) > 0) {
-				return fmt.Errorf("answers Sets[%d]: different address types than Sets[0]; a signed zone has one NSEC chain, so every set must hold the same types", i)
-			}
+		// Refused here, before buildSnapshot would fail on it and
+		// withdraw the zone.
+		if err := a.sameAddrTypes(); err != nil {
+			return err
 		}
 	}
 	return s.publishLocked(a, false, false)

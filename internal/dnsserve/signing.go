@@ -203,7 +203,8 @@ func served(sigs []*dns.RRSIG, ttl uint32) []dns.RR {
 // apex SOA, NS and DNSKEY RRsets, the NSEC chain of the names that exist
 // and the address RRsets of every distinct variant. The address RRsets of
 // all variants must have the same types at each name (the NSEC chain is
-// one). The cache then holds only what this snapshot uses.
+// one, made from the first variant): buildSnapshot checks that with
+// Answers.sameAddrTypes. The cache then holds only what this snapshot uses.
 func (sg *signer) signSnapshot(snap *snapshot, now time.Time) (*signedSnap, error) {
 	z := snap.zone
 	ss := &signedSnap{
@@ -213,8 +214,7 @@ func (sg *signer) signSnapshot(snap *snapshot, now time.Time) (*signedSnap, erro
 		byVariant: map[*variant]map[rrKey][]dns.RR{},
 	}
 	ss.dnskey = slices.Clip(ss.dnskey)
-	// The types at each name, from the first variant; every other must
-	// agree.
+	// The types at each name, from the first variant; the others agree.
 	types := map[string][]uint16{}
 	for name, n := range z.nodes {
 		var ts []uint16
@@ -225,13 +225,6 @@ func (sg *signer) signSnapshot(snap *snapshot, now time.Time) (*signedSnap, erro
 			ts = append(ts, addrTypes(snap.variants[0].rrs[name])...)
 		}
 		types[name] = ts
-	}
-	for _, v := range snap.variants[1:] {
-		for _, name := range z.services {
-			if !slices.Equal(addrTypes(v.rrs[name]), addrTypes(snap.variants[0].rrs[name])) {
-				return nil, fmt.Errorf("sign: %s has different address types in different answer sets; one NSEC chain cannot deny both", name)
-			}
-		}
 	}
 	chain, err := dnssec.NewChain(snap.soa[0].(*dns.SOA), types)
 	if err != nil {

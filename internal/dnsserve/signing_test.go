@@ -430,6 +430,38 @@ func TestSigningChecks(t *testing.T) {
 	if err := s.SetAnswers(mixed); err == nil || !strings.Contains(err.Error(), "different address types") {
 		t.Errorf("SetAnswers with sets of different types: %v", err)
 	}
+
+	// An unsigned zone takes them; a reload that signs it then fails.
+	cfg := testConfig()
+	cfg.RRL.Rate = -1
+	u, err := New(zerolog.Nop(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetAnswers(mixed); err != nil {
+		t.Fatalf("unsigned SetAnswers with sets of different types: %v", err)
+	}
+	cfg.DNSSEC = &Signing{Keys: ks}
+	if p, err := u.Prepare(cfg); err == nil || !strings.Contains(err.Error(), "config DNSSEC: answers Sets[1]: different address types") {
+		p.Discard()
+		t.Errorf("reload signing sets of different types: %v", err)
+	}
+	// They arrive between Prepare and Apply: Apply withdraws, as for any
+	// signing failure, rather than sign one NSEC chain for both.
+	if err := u.SetAnswers(Answers{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := u.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.SetAnswers(mixed); err != nil {
+		t.Fatal(err)
+	}
+	u.Apply(p)
+	if st := u.DNSSECState(); !st.Failing || !strings.Contains(st.LastError, "different address types") || u.Serving() {
+		t.Errorf("Apply signing sets of different types: %+v, serving %t; want withdrawn with the error", st, u.Serving())
+	}
 }
 
 // TestSignedTruncation: a DNSKEY RRset too large for 1232 bytes with its
