@@ -299,10 +299,13 @@ func samePort(dropped []*binding, addr string, closed []*binding) *binding {
 	return nil
 }
 
-// restore binds again the addresses of bindings closed early by a
-// SetListen that then failed, serving them if Run runs, and puts the new
-// sockets in their place in s.bindings. An address that cannot be bound
-// again is logged: it is lost until the next successful SetListen.
+// restore binds again the addresses of bindings that Prepare closed early
+// (bindAllTakingOver) when that Prepare fails or its Plan is discarded,
+// serving them if Run runs, and puts the new sockets in their place in
+// s.bindings; s.mu is held. An address that cannot be bound again is
+// logged and dropped from s.bindings: it stays unserved until a reload
+// that changes Listen binds it anew (Prepare binds nothing while Listen is
+// unchanged).
 func (s *Server) restore(early []*binding) {
 	for _, old := range early {
 		// The host as configured (":53" is both families, while its
