@@ -3,8 +3,7 @@
 package dnsserve
 
 import (
-	"encoding/binary"
-	"io"
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -155,38 +154,18 @@ func slowLorisFlood(addr string, stop <-chan struct{}, filled chan<- struct{}, d
 }
 
 // legitTCPQuery asks for api over a new TCP connection from src and
-// reports how long the answer took and whether it came, within
-// legitWithin.
+// reports how long the answer took, dial included, and whether it came
+// (with the query's ID and both addresses) within legitWithin.
 func legitTCPQuery(addr string, src net.IP) (time.Duration, bool) {
 	start := time.Now()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Deadline: start.Add(legitWithin)}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return 0, false
-	}
-	defer c.Close()
-	if c.SetDeadline(start.Add(legitWithin)) != nil {
-		return 0, false
-	}
-	m := query(fqdn("api"), dns.TypeA)
-	b, err := m.Pack()
-	if err != nil {
-		return 0, false
-	}
-	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)); err != nil {
-		return 0, false
-	}
-	var prefix [2]byte
-	if _, err := io.ReadFull(c, prefix[:]); err != nil {
-		return 0, false
-	}
-	reply := make([]byte, binary.BigEndian.Uint16(prefix[:]))
-	if _, err := io.ReadFull(c, reply); err != nil {
-		return 0, false
-	}
-	r := new(dns.Msg)
-	if r.Unpack(reply) != nil || r.Id != m.Id || len(r.Answer) != 2 {
-		return 0, false
+	// The context bounds dial, write and read together; Timeout alone
+	// would restart for the exchange after the dial.
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(legitWithin))
+	defer cancel()
+	c := dns.Client{Net: "tcp", Dialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}, Timeout: legitWithin}
+	r, _, err := c.ExchangeContext(ctx, query(fqdn("api"), dns.TypeA), addr)
+	if err != nil || len(r.Answer) != 2 {
+		return 0, false // dns.Client rejects a reply of another ID (dns.ErrId)
 	}
 	return time.Since(start), true
 }
