@@ -1,56 +1,13 @@
 package dnsserve
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/rs/zerolog"
 )
-
-// startOn is startServer on the listen addresses addrs; it returns the
-// Server, already running, with its UDP and TCP addresses.
-func startOn(t testing.TB, cfg Config, addrs []string, prepare ...func(*Server)) (s *Server, udp, tcp []net.Addr) {
-	t.Helper()
-	cfg.Listen = addrs
-	s, err := New(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	s.setServing(true)
-	for _, f := range prepare {
-		f(s)
-	}
-	if err := s.Bind(); err != nil {
-		t.Fatalf("Bind(%q): %v", addrs, err)
-	}
-	runServer(t, s)
-	udp, tcp = s.Addrs()
-	return s, udp, tcp
-}
-
-// runServer runs s until the test ends; cleanup fails the test if Run does
-// not return nil within 3s of the cancel.
-func runServer(t testing.TB, s *Server) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(3 * time.Second):
-			t.Errorf("Run did not return within 3s of cancel")
-		}
-	})
-}
 
 // haveIPv6Loopback reports whether ::1 can be bound here.
 func haveIPv6Loopback() bool {
@@ -123,8 +80,10 @@ func TestWildcardUDPRepliesFromQueriedAddress(t *testing.T) {
 				if tc.needV6 && !v6 {
 					t.Skip("no IPv6 loopback")
 				}
-				_, udp, _ := startOn(t, testConfig(), []string{tc.listen}, func(s *Server) { s.batchUDP = batched && udpBatchSupported })
-				port := uint16(udp[0].(*net.UDPAddr).Port)
+				cfg := testConfig()
+				cfg.Listen = []string{tc.listen}
+				_, udp, _ := startServer(t, cfg, true, func(s *Server) { s.batchUDP = batched && udpBatchSupported })
+				port := netip.MustParseAddrPort(udp).Port()
 				for _, target := range tc.targets {
 					dst := netip.AddrPortFrom(netip.MustParseAddr(target), port)
 					got, err := replySource(t, dst)

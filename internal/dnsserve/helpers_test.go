@@ -1,6 +1,7 @@
 package dnsserve
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -198,6 +199,31 @@ func startServer(t testing.TB, cfg Config, serving bool, prepare ...func(*Server
 	runServer(t, s)
 	return s, u[0].String(), tc[0].String()
 }
+
+// runServer runs s until the test ends; cleanup fails the test if Run does
+// not return nil within 3s of the cancel.
+func runServer(t testing.TB, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Errorf("Run did not return within 3s of cancel")
+		}
+	})
+}
+
+// quietLog is a startServer prepare function that keeps the log at info
+// level: startServer's debug logging of every query allocates, which the
+// allocation tests must not count.
+func quietLog(s *Server) { s.log = s.log.Level(zerolog.InfoLevel) }
 
 // exchange sends m over network ("udp" or "tcp") to addr and returns the reply.
 func exchange(t testing.TB, network, addr string, m *dns.Msg) *dns.Msg {

@@ -17,6 +17,12 @@ import (
 // to see where the server spends its time.
 func BenchmarkUDPServer(b *testing.B) { benchUDP(b, "127.0.0.1:0", "127.0.0.1") }
 
+// BenchmarkUDPServerWildcard is BenchmarkUDPServer on a 0.0.0.0 socket
+// queried at 127.0.0.55, so that each reply names its source address in a
+// control message (IP_PKTINFO): the cost of replying from the queried
+// address.
+func BenchmarkUDPServerWildcard(b *testing.B) { benchUDP(b, "0.0.0.0:0", "127.0.0.55") }
+
 // benchUDP runs BenchmarkUDPServer's load, plain and with recvmmsg, at a
 // server listening on listen, sending the queries to host on its port.
 func benchUDP(b *testing.B, listen, host string) {
