@@ -185,7 +185,7 @@ func (s *Server) respondFast(out, msg []byte, q *fastQuery, snap *snapshot, vi i
 	} else if !snap.serving {
 		wa = &w.inZone
 	} else if do {
-		if wa = w.nxdomainDO[nxKey(w.chain.DenyWire(lname, q.qtype))]; wa == nil {
+		if wa = w.nxdomainDO[nxKey(snap.signed.chain.DenyWire(lname, q.qtype))]; wa == nil {
 			return s.respondSlow(out, msg, snap, vi, shed, from, tcp)
 		}
 	} else {

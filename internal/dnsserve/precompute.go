@@ -33,10 +33,9 @@ type wireZone struct {
 	nxdomain wireAnswer // template question: the apex
 	inZone   wireAnswer // every in-zone reply while withdrawn
 	refused  wireAnswer // out of zone
-	// chain is the NSEC chain of a signed zone, nxdomainDO its NXDOMAIN
-	// answers with their proofs for the DO bit, by nxKey of the denial
+	// nxdomainDO are a signed zone's NXDOMAIN answers with their proofs
+	// for the DO bit, by nxKey of the denial of snapshot.signed.chain
 	// (template question: the apex); nil for an unsigned zone.
-	chain      *dnssec.Chain
 	nxdomainDO map[uint32]*wireAnswer
 }
 
@@ -204,7 +203,6 @@ func nodeWire(snap *snapshot, name string, signed bool) (nodeAnswers, error) {
 // the apex, as for the unsigned NXDOMAIN.
 func buildNXDomainDO(w *wireZone, snap *snapshot, nx decision) error {
 	ss := snap.signed
-	w.chain = ss.chain
 	w.nxdomainDO = map[uint32]*wireAnswer{}
 	n := ss.chain.Len()
 	for name := range snap.zone.nodes {
