@@ -186,11 +186,31 @@ func newSnapshot(z *zone, a Answers, serial uint32) *snapshot {
 	return snap
 }
 
-// buildSnapshot returns the snapshot of z answering a with serial. When z
-// is signed and a serves, sg signs it at now; a then needs the same
-// address types in every set (sameAddrTypes). Either failing is an error:
-// no snapshot. a must have passed check.
+// buildSnapshot returns the snapshot of z answering a with serial, every
+// answer precomputed in wire format. When z is signed and a serves, sg
+// signs it at now; a then needs the same address types in every set
+// (sameAddrTypes). Either failing is an error: no snapshot. a must have
+// passed check.
 func buildSnapshot(z *zone, a Answers, serial uint32, sg *signer, now time.Time) (*snapshot, error) {
+	snap, err := buildRecords(z, a, serial, sg, now)
+	if err != nil {
+		return nil, err
+	}
+	w, err := buildWire(snap)
+	if err != nil {
+		// buildZone and Answers.check only accept names and records that
+		// pack.
+		panic(fmt.Sprintf("dnsserve: precompute answers: %v", err))
+	}
+	snap.wire = w
+	return snap, nil
+}
+
+// buildRecords is buildSnapshot short of the wire answers: the records
+// and, in a signed zone, the signatures, with the same errors. Its
+// snapshot has no wire (nil), so it cannot be served; Prepare uses it to
+// try new keys.
+func buildRecords(z *zone, a Answers, serial uint32, sg *signer, now time.Time) (*snapshot, error) {
 	soa := &dns.SOA{
 		Hdr:     z.header(z.origin, dns.TypeSOA, z.ttl),
 		Ns:      z.mname,
@@ -236,13 +256,6 @@ func buildSnapshot(z *zone, a Answers, serial uint32, sg *signer, now time.Time)
 			}
 		}
 	}
-	w, err := buildWire(snap)
-	if err != nil {
-		// buildZone and Answers.check only accept names and records that
-		// pack.
-		panic(fmt.Sprintf("dnsserve: precompute answers: %v", err))
-	}
-	snap.wire = w
 	return snap, nil
 }
 

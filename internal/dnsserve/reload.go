@@ -90,12 +90,12 @@ func (s *Server) Prepare(cfg Config) (*Plan, error) {
 		// Sign the answers in force once with the new keys, on a signer of
 		// their own, so that keys that cannot sign fail the reload instead
 		// of withdrawing the zone at Apply; Apply adopts the signer and its
-		// signatures.
+		// signatures. Only signed: Apply packs the wire answers.
 		if a.Refuse {
 			a = Answers{}
 		}
 		p.signer = newSigner(z.sign, &s.dnssecStats.signed)
-		if _, err := buildSnapshot(z, a, 1, p.signer, s.clock()); err != nil {
+		if _, err := buildRecords(z, a, 1, p.signer, s.clock()); err != nil {
 			return nil, fmt.Errorf("config DNSSEC: %w", err)
 		}
 	}
