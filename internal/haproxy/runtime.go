@@ -43,8 +43,8 @@ func NewRuntime(socket string) *Runtime {
 	return &Runtime{socket: socket, rt: rt}
 }
 
-// showStatAttempts is how many dumps ShowStat reads before it gives up on a
-// dump that disagrees with itself (ErrInconsistent).
+// showStatAttempts is how many dumps ShowStat and ShowSite read before they
+// give up on a dump that disagrees with itself (ErrInconsistent).
 const showStatAttempts = 3
 
 // ShowStat runs `show stat <backend> 6 -1` (management guide §9.3 "show
@@ -59,23 +59,7 @@ const showStatAttempts = 3
 // dump. ShowStat therefore reads up to 3 dumps before returning
 // ErrInconsistent.
 func (r *Runtime) ShowStat(ctx context.Context, backend string) (BackendStats, error) {
-	if !validName(backend) {
-		return BackendStats{}, fmt.Errorf("show stat: bad backend name %q", backend)
-	}
-	var err error
-	for range showStatAttempts {
-		var out string
-		out, err = r.Execute(ctx, "show stat "+backend+" 6 -1")
-		if err != nil {
-			return BackendStats{}, err
-		}
-		var st BackendStats
-		st, err = ParseStat([]byte(out), backend)
-		if !errors.Is(err, ErrInconsistent) {
-			return st, err
-		}
-	}
-	return BackendStats{}, err
+	return r.showStat(ctx, backend, "")
 }
 
 // ShowSite is ShowStat that also reads the FRONTEND row of frontend (""
@@ -85,32 +69,51 @@ func (r *Runtime) ShowStat(ctx context.Context, backend string) (BackendStats, e
 // round trip. The frontend's row is BackendStats.Frontend. Errors are
 // ShowStat's and ParseFrontend's.
 func (r *Runtime) ShowSite(ctx context.Context, backend, frontend string) (BackendStats, error) {
+	return r.showStat(ctx, backend, frontend)
+}
+
+// showStat is ShowStat when frontend is "" and ShowSite otherwise: it
+// prefixes the frontend's `show stat <frontend> 1 -1` to the request and
+// splits the reply in two only when frontend != "". Either way it reads up
+// to showStatAttempts dumps while ParseStat reports ErrInconsistent.
+func (r *Runtime) showStat(ctx context.Context, backend, frontend string) (BackendStats, error) {
+	cmd := "show stat " + backend + " 6 -1"
 	if frontend == "" {
-		return r.ShowStat(ctx, backend)
-	}
-	if !validName(backend) || !validName(frontend) {
-		return BackendStats{}, fmt.Errorf("show stat: bad backend or frontend name %q, %q", backend, frontend)
+		if !validName(backend) {
+			return BackendStats{}, fmt.Errorf("show stat: bad backend name %q", backend)
+		}
+	} else {
+		if !validName(backend) || !validName(frontend) {
+			return BackendStats{}, fmt.Errorf("show stat: bad backend or frontend name %q, %q", backend, frontend)
+		}
+		cmd = "show stat " + frontend + " 1 -1;" + cmd
 	}
 	var err error
 	for range showStatAttempts {
 		var out string
-		out, err = r.execute(ctx, "show stat "+frontend+" 1 -1;show stat "+backend+" 6 -1")
+		// execute, not Execute: cmd holds a ';' when frontend != "", and
+		// validName already rules out '\r', '\n' and ';' in the names.
+		out, err = r.execute(ctx, cmd)
 		if err != nil {
 			return BackendStats{}, err
 		}
 		data := []byte(out)
-		i := bytes.Index(data, []byte("\n# "))
-		if i < 0 {
-			return BackendStats{}, fmt.Errorf("show stat %s and %s: one dump instead of two: %q", frontend, backend, firstLine(data))
-		}
-		fe, ferr := ParseFrontend(data[:i], frontend)
-		if ferr != nil {
-			return BackendStats{}, ferr
+		var fe *FrontendStats
+		if frontend != "" {
+			i := bytes.Index(data, []byte("\n# "))
+			if i < 0 {
+				return BackendStats{}, fmt.Errorf("show stat %s and %s: one dump instead of two: %q", frontend, backend, firstLine(data))
+			}
+			f, ferr := ParseFrontend(data[:i], frontend)
+			if ferr != nil {
+				return BackendStats{}, ferr
+			}
+			fe, data = &f, data[i+1:]
 		}
 		var st BackendStats
-		st, err = ParseStat(data[i+1:], backend)
+		st, err = ParseStat(data, backend)
 		if !errors.Is(err, ErrInconsistent) {
-			st.Frontend = &fe
+			st.Frontend = fe // nil without a frontend, as ParseStat leaves it
 			return st, err
 		}
 	}
