@@ -123,25 +123,14 @@ func (p *Publisher) Evaluate() Published {
 	if p.policy.DryRun {
 		self.Up, self.Settled, self.Capacity, self.Shed = true, true, max(self.Capacity, 1e-3), 0
 	}
-	var peers []Member
-	if p.peers != nil && p.policy.Mode == config.ModePool {
-		peers = p.peers()
-	}
-	a := Decide(p.policy.Mode, p.policy.AllDown, self, peers)
+	a := p.decide(self)
 	if p.policy.Mode == config.ModePool {
 		a = p.stability.Update(p.now(), a)
 	}
 	if p.last != nil && sameOutcome(p.last.Answer, a) {
 		return *p.last
 	}
-	pub := Published{Answer: a}
-	if !a.Refuse {
-		w := make([]float64, len(a.Members))
-		for i, m := range a.Members {
-			w[i] = m.Capacity
-		}
-		pub.Orders = Orders(w, OrdersPerAnswer, p.rng)
-	}
+	pub := p.published(a)
 	p.last = &pub
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -164,24 +153,39 @@ func (p *Publisher) Evaluate() Published {
 func (p *Publisher) Withdraw() {
 	self := p.self()
 	self.Up, self.Settled = false, true
+	a := p.decide(self)
+	if !a.Refuse {
+		a.Unstable = true
+	}
+	pub := p.published(a)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.withdrawn = true
+	p.publish(pub)
+}
+
+// decide applies Decide to self and, in pool mode only, the peers (self
+// mode ignores them, and so does a Publisher without peers).
+func (p *Publisher) decide(self Member) Answer {
 	var peers []Member
 	if p.peers != nil && p.policy.Mode == config.ModePool {
 		peers = p.peers()
 	}
-	a := Decide(p.policy.Mode, p.policy.AllDown, self, peers)
+	return Decide(p.policy.Mode, p.policy.AllDown, self, peers)
+}
+
+// published is a with its Orders, drawn from p.rng and weighted by the
+// members' capacities; a refusal has none. It publishes nothing.
+func (p *Publisher) published(a Answer) Published {
 	pub := Published{Answer: a}
 	if !a.Refuse {
-		pub.Answer.Unstable = true
 		w := make([]float64, len(a.Members))
 		for i, m := range a.Members {
 			w[i] = m.Capacity
 		}
 		pub.Orders = Orders(w, OrdersPerAnswer, p.rng)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.withdrawn = true
-	p.publish(pub)
+	return pub
 }
 
 // sameOutcome compares membership, capacities (to 1%) and stability.
