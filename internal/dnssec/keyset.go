@@ -95,10 +95,6 @@ func (s *KeySet) Zone() string { return s.zone }
 // copy; the keys are shared and must not be modified.
 func (s *KeySet) Own() []*Key { return append([]*Key(nil), s.own...) }
 
-// Peers returns the peer keys in the order given to NewKeySet. The slice is
-// a copy; the keys are shared and must not be modified.
-func (s *KeySet) Peers() []*Key { return append([]*Key(nil), s.peer...) }
-
 // DNSKEYs returns the apex DNSKEY RRset (RFC 4034 section 2): one new
 // record per own key, then per peer key, owner the zone, class IN and TTL
 // ttl seconds. Sign it like any other RRset; the records are the caller's.
