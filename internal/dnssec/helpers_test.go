@@ -54,6 +54,17 @@ func newKeySet(t testing.TB, own, peer []*Key) *KeySet {
 	return ks
 }
 
+// chainApex returns the apex of c as Deny sees it (c.apexW), a FQDN in
+// presentation format; it replaces Chain.Apex, which only tests called.
+func chainApex(t testing.TB, c *Chain) string {
+	t.Helper()
+	name, _, err := dns.UnpackDomainName(c.apexW, 0)
+	if err != nil {
+		t.Fatalf("unpack chain apex %x: %v", c.apexW, err)
+	}
+	return name
+}
+
 // testSOA is the apex SOA of the test zones: TTL 300, MINIMUM 60.
 func testSOA(t testing.TB) *dns.SOA {
 	return mustRR(t, zone+" 300 IN SOA ns1."+zone+" hostmaster.domain.tld. 2026030101 7200 3600 1209600 60").(*dns.SOA)

@@ -15,7 +15,6 @@ import (
 // non-terminals have no NSEC. A Chain is immutable and safe for concurrent
 // use.
 type Chain struct {
-	apex   string      // lower-case FQDN
 	nsec   []*dns.NSEC // canonical order; nsec[0] is the apex's
 	owners []labels    // lower-case wire-format owner of nsec[i]
 	apexW  []byte      // owners[0].name
@@ -84,7 +83,7 @@ func NewChain(soa *dns.SOA, names map[string][]uint16) (*Chain, error) {
 		}
 	}
 	slices.SortFunc(owners, Compare)
-	c := &Chain{apex: apex, nsec: make([]*dns.NSEC, len(owners)), owners: make([]labels, len(owners))}
+	c := &Chain{nsec: make([]*dns.NSEC, len(owners)), owners: make([]labels, len(owners))}
 	ttl := NSECTTL(soa)
 	for i, n := range owners {
 		bitmap := append(slices.Clone(types[n]), dns.TypeNSEC, dns.TypeRRSIG)
@@ -103,9 +102,6 @@ func NewChain(soa *dns.SOA, names map[string][]uint16) (*Chain, error) {
 	c.apexW = c.owners[0].name
 	return c, nil
 }
-
-// Apex returns the zone apex, a lower-case FQDN.
-func (c *Chain) Apex() string { return c.apex }
 
 // Len returns the number of NSEC records: one per owner name with RRsets.
 func (c *Chain) Len() int { return len(c.nsec) }
