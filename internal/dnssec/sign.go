@@ -142,9 +142,12 @@ func rrsigLabels(owner string) (int, error) {
 // signature by that key whose cryptography verifies (RFC 4035 section
 // 5.3.3, with miekg/dns's RRSIG.Verify, which takes the Original TTL and
 // canonical order, so the RRset may be in any order and any TTL) and that
-// is in its validity period at now (RFC 4035 section 5.3.1). It is what a
-// validator would check, for a signer that refuses to serve what it could
-// not validate. The error names the key and the RRset.
+// is in its validity period at now (RFC 4035 section 5.3.1): what a
+// validator would check. The daemon never calls it (the server serves what
+// Sign returns without validating it); it is exported for tests, which
+// check signed RRsets with it: this package's sign tests and benchmark and
+// internal/dnsserve's signing tests. The error names the key and the
+// RRset; an RRset that Sign would refuse is an error too.
 func (s *KeySet) Verify(rrset []dns.RR, sigs []*dns.RRSIG, now time.Time) error {
 	if err := s.checkRRset(rrset); err != nil {
 		return fmt.Errorf("verify: %w", err)
