@@ -1,12 +1,14 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // daemonBinary is the spdu-haproxy binary RunWithBinary built.
@@ -68,11 +70,23 @@ func StartBinary(t testing.TB, args ...string) *Process {
 	return StartProcess(t, exec.Command(Binary(t), args...))
 }
 
+// runBinaryTimeout bounds one RunBinary command; the short commands take
+// well under a second.
+const runBinaryTimeout = 20 * time.Second
+
 // RunBinary runs a short command of the built daemon (check, status,
 // drain, ...) to its end and returns its exit code and combined output.
+// It fails the test when the command does not end within 20 s.
 func RunBinary(t testing.TB, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(Binary(t), args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), runBinaryTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.WaitDelay = time.Second // a leftover child holding the output pipe must not hold us
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("run %s %s: not done within %s (%v):\n%s", Binary(t), strings.Join(args, " "), runBinaryTimeout, err, out)
+	}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return ee.ExitCode(), string(out)
