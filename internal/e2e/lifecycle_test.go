@@ -182,8 +182,7 @@ func TestDrainThroughDaemon(t *testing.T) {
 		t.Errorf("/status during drain = %+v", st.Drain)
 	}
 
-	d.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
-	<-d.Done()
+	stopDaemon(t, d)
 	startDaemon(t, s.CfgPath)
 	testenv.Eventually(t, 10*time.Second, "restarted daemon answers", func() bool { return query(s.DNSAddr) >= 0 })
 	// Several polls after the restart: still withdrawn.

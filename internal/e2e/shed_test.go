@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,8 +89,7 @@ func TestManualShedThroughDaemon(t *testing.T) {
 		t.Errorf("/status shed = %+v (serving %t); want the manual 0.5 in force, the site serving", st.Shed, st.Serving)
 	}
 
-	d.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
-	<-d.Done()
+	stopDaemon(t, d)
 	d = startDaemon(t, s.CfgPath)
 	waitServed(t, s.DNSAddr)
 	if refused := shedCount(t, s.DNSAddr, 200); refused < 60 || refused > 140 {
@@ -110,8 +108,7 @@ func TestManualShedThroughDaemon(t *testing.T) {
 		t.Fatalf("shed -for 6s 60%%: exit %d:\n%s", code, out)
 	}
 	set := time.Now()
-	d.Signal(syscall.SIGTERM) //nolint:errcheck // checked by the wait
-	<-d.Done()
+	stopDaemon(t, d)
 	startDaemon(t, s.CfgPath)
 	waitServed(t, s.DNSAddr)
 	if st := getStatus(t, s.web); time.Since(set) < 6*time.Second && (st.Shed.Manual != 0.6 || st.Shed.ManualReason != "short") {

@@ -63,6 +63,21 @@ func startDaemon(t testing.TB, cfgPath string, args ...string) *Daemon {
 	return testenv.StartBinary(t, append([]string{"run", "-config", cfgPath}, args...)...)
 }
 
+// stopDaemon sends d SIGTERM and waits until it has exited, failing the
+// test when the signal cannot be sent or the daemon is still running 10 s
+// later.
+func stopDaemon(t testing.TB, d *Daemon) {
+	t.Helper()
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("daemon did not exit within 10 s of SIGTERM:\n%s", d.Output())
+	}
+}
+
 // startDaemonAs runs the daemon as uid (and gid uid).
 func startDaemonAs(t *testing.T, cfgPath string, uid uint32) *Daemon {
 	t.Helper()
