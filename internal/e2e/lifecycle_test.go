@@ -276,9 +276,15 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 }
 
+// httpClient is the one HTTP client of these tests: every request is
+// bounded.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// httpGet returns the body of GET url, failing the test unless it is
+// 200 OK.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,4 +297,15 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
 	}
 	return string(b)
+}
+
+// httpAnswers reports whether anything answers GET url with an HTTP
+// response, whatever its status.
+func httpAnswers(url string) bool {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
