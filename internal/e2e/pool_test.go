@@ -4,7 +4,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -114,11 +113,8 @@ func threeSites(t *testing.T, mode string) {
 		t.Fatalf("test bug: no gamma peer in\n%s", text)
 	}
 	next := strings.NewReplacer(`ttl = "5s"`, `ttl = "7s"`, `a = ["127.0.0.2"]`, `a = ["127.0.0.2", "127.0.0.12"]`).Replace(string(text[:cut]))
-	if err := os.WriteFile(alpha.CfgPath, []byte(next), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := alpha.Daemon.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	if logs := testenv.Reload(t, alpha.Daemon, alpha.CfgPath, next, "configuration reloaded"); strings.Contains(logs, "next restart") {
+		t.Errorf("alpha's reload deferred keys to a restart:\n%s", logs)
 	}
 	testenv.Eventually(t, 10*time.Second, "alpha hands out its new address and beta, not gamma, with the new TTL", func() bool {
 		r, err := dns.Exchange(m, alpha.DNSAddr)
@@ -134,9 +130,6 @@ func threeSites(t *testing.T, mode string) {
 		slices.Sort(got)
 		return slices.Equal(got, []string{"127.0.0.12", "127.0.0.2", "127.0.0.3"})
 	})
-	if out := alpha.Daemon.Output(); strings.Contains(out, "next restart") {
-		t.Errorf("alpha's reload deferred keys to a restart:\n%s", out)
-	}
 }
 
 // selfModeFailure: alpha's backends die; its nameserver answers REFUSED and
