@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -72,24 +71,8 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 	d := s.startServing(t)
 
 	// dig +nsid tells which site answered.
-	q := new(dns.Msg)
-	q.SetQuestion("api.pool.domain.tld.", dns.TypeA)
-	q.SetEdns0(1232, false)
-	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_NSID{Code: dns.EDNS0NSID})
-	r, err := dns.Exchange(q, s.DNSAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nsid := ""
-	if opt := r.IsEdns0(); opt != nil {
-		for _, o := range opt.Option {
-			if n, ok := o.(*dns.EDNS0_NSID); ok {
-				nsid = n.Nsid
-			}
-		}
-	}
-	if want := hex.EncodeToString([]byte("alpha")); nsid != want {
-		t.Errorf("NSID %q, want the site name hex-encoded %q", nsid, want)
+	if got := nsidOf(t, s.DNSAddr); got != "alpha" {
+		t.Errorf("NSID %q, want the site name", got)
 	}
 
 	m := httpGet(t, s.web+"/metrics")

@@ -73,7 +73,10 @@ func nsidOf(t *testing.T, addr string) string {
 	if opt := r.IsEdns0(); opt != nil {
 		for _, o := range opt.Option {
 			if n, ok := o.(*dns.EDNS0_NSID); ok {
-				b, _ := hex.DecodeString(n.Nsid)
+				b, err := hex.DecodeString(n.Nsid)
+				if err != nil {
+					t.Fatalf("NSID option %q: %v", n.Nsid, err)
+				}
 				return string(b)
 			}
 		}
