@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -20,14 +21,14 @@ import (
 const unboundBinary = "/usr/sbin/unbound"
 
 // startUnbound runs unbound on 127.0.0.1:port with a stub zone for
-// pool.domain.tld pointing at the given nameservers ("ip@port").
-func startUnbound(t *testing.T, port int, stubs ...string) {
+// pool.domain.tld pointing at the given nameservers ("ip@port"), killed
+// at cleanup.
+func startUnbound(t *testing.T, port int, stubs ...string) *testenv.Process {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "spdu-unbound-")
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(unboundBinary); err != nil {
+		t.Fatalf("%s (install Debian's unbound package): %v", unboundBinary, err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testenv.TempDir(t)
 	conf := fmt.Sprintf(`server:
     interface: 127.0.0.1@%d
     port: %d
@@ -58,16 +59,12 @@ stub-zone:
 	if err := os.WriteFile(p, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("/usr/sbin/unbound-checkconf", p).CombinedOutput(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "/usr/sbin/unbound-checkconf", p).CombinedOutput(); err != nil {
 		t.Fatalf("unbound-checkconf: %v\n%s", err, out)
 	}
-	cmd := exec.Command(unboundBinary, "-d", "-c", p)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start unbound (install Debian's unbound package): %v", err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()          //nolint:errcheck // killed at cleanup
-	t.Cleanup(func() { cmd.Process.Kill(); <-done }) //nolint:errcheck // may have exited
+	return testenv.StartProcess(t, exec.Command(unboundBinary, "-d", "-c", p))
 }
 
 // sample is one client iteration: what the resolver said and whether the
@@ -174,8 +171,13 @@ func twoSites(t *testing.T) (alpha, beta *site, resolver string, httpPort int) {
 	}
 	uport := testenv.FreePort(t)
 	resolver = fmt.Sprintf("127.0.0.1:%d", uport)
-	startUnbound(t, uport, fmt.Sprintf("127.0.0.2@%d", dnsPort), fmt.Sprintf("127.0.0.3@%d", dnsPort))
+	unbound := startUnbound(t, uport, fmt.Sprintf("127.0.0.2@%d", dnsPort), fmt.Sprintf("127.0.0.3@%d", dnsPort))
 	testenv.Eventually(t, 10*time.Second, "unbound resolves", func() bool {
+		select {
+		case <-unbound.Done():
+			t.Fatalf("unbound exited with code %d:\n%s", unbound.ExitCode(), unbound.Output())
+		default:
+		}
 		rc, _, _ := testenv.Query(resolver, time.Second)
 		return rc == dns.RcodeSuccess
 	})
