@@ -625,7 +625,7 @@ func TestDNSSECReloadBadKey(t *testing.T) {
 	ss := testenv.NewSites(t, "self", map[string]string{"alpha": "127.0.0.2"}, 0)
 	s := startSignedSites(t, ss, []string{"alpha"})[0]
 	s.startWith(t, testenv.DNSSECTable([]string{key}, nil, ""))
-	testenv.Eventually(t, 10*time.Second, "alpha serves", func() bool { return query(s.DNSAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 10*time.Second, "alpha serves", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	oldAnchors := anchors{keys: []*dns.DNSKEY{testenv.ReadDNSKEY(t, key)}}.write(t, dir)
 	oldTag := testenv.ReadDNSKEY(t, key).KeyTag()
 	validates := func(stage, anchorsFile string, tag uint16) {

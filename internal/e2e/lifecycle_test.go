@@ -36,7 +36,7 @@ func startLiveSite(t *testing.T, grace string) *liveSite {
 func (s *liveSite) startServing(t *testing.T) *Daemon {
 	t.Helper()
 	d := startDaemon(t, s.CfgPath)
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.DNSAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	return d
 }
 
@@ -49,9 +49,6 @@ func (s *liveSite) configText(t *testing.T) string {
 	}
 	return string(b)
 }
-
-// query is testenv.Rcode.
-func query(addr string) int { return testenv.Rcode(addr) }
 
 // getStatus reads the daemon's full status document from web/status.
 func getStatus(t *testing.T, web string) status.Document {
@@ -111,7 +108,7 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 			t.Logf("SIGTERM -> exit %s, %d REFUSED answers during grace", took, refused)
 			return
 		case <-tick.C:
-			if query(s.DNSAddr) == dns.RcodeRefused {
+			if testenv.Rcode(s.DNSAddr) == dns.RcodeRefused {
 				refused++
 			}
 		case <-deadline:
@@ -125,7 +122,7 @@ func TestShutdownGraceAndMetrics(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	s := startLiveSite(t, "0s")
 	startDaemon(t, s.CfgPath, "-dry-run")
-	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return query(s.DNSAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 10*time.Second, "zone served", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 	testenv.Eventually(t, 5*time.Second, "agent reply is a dry-run comment", func() bool {
 		return testenv.AgentAsk(s.AgentAddr, "api/s1") == "#dry-run: would reply 100%"
 	})
@@ -137,7 +134,7 @@ func TestDryRun(t *testing.T) {
 		return !st.Serving && st.Usable == 2
 	})
 	for range 10 {
-		if rc := query(s.DNSAddr); rc != dns.RcodeSuccess {
+		if rc := testenv.Rcode(s.DNSAddr); rc != dns.RcodeSuccess {
 			t.Fatalf("dry-run answered rcode %d while the policy withdraws; want NOERROR", rc)
 		}
 	}
@@ -155,7 +152,7 @@ func TestDrainThroughDaemon(t *testing.T) {
 	if code, out := cli("drain", "-reason", "kernel upgrade"); code != 0 {
 		t.Fatalf("drain: exit %d: %s", code, out)
 	}
-	if rc := query(s.DNSAddr); rc != dns.RcodeRefused {
+	if rc := testenv.Rcode(s.DNSAddr); rc != dns.RcodeRefused {
 		t.Errorf("first query after drain returned: rcode %d, want REFUSED", rc)
 	}
 	if code, out := cli("status"); code != 0 || !strings.Contains(out, "kernel upgrade") {
@@ -167,18 +164,18 @@ func TestDrainThroughDaemon(t *testing.T) {
 
 	stopDaemon(t, d)
 	startDaemon(t, s.CfgPath)
-	testenv.Eventually(t, 10*time.Second, "restarted daemon answers", func() bool { return query(s.DNSAddr) >= 0 })
+	testenv.Eventually(t, 10*time.Second, "restarted daemon answers", func() bool { return testenv.Rcode(s.DNSAddr) >= 0 })
 	// Several polls after the restart: still withdrawn.
 	deadline := time.Now().Add(500 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		if rc := query(s.DNSAddr); rc != dns.RcodeRefused {
+		if rc := testenv.Rcode(s.DNSAddr); rc != dns.RcodeRefused {
 			t.Fatalf("restarted daemon answers rcode %d during a drain, want REFUSED", rc)
 		}
 	}
 	if code, out := cli("resume"); code != 0 {
 		t.Fatalf("resume: exit %d: %s", code, out)
 	}
-	testenv.Eventually(t, 5*time.Second, "served after resume", func() bool { return query(s.DNSAddr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 5*time.Second, "served after resume", func() bool { return testenv.Rcode(s.DNSAddr) == dns.RcodeSuccess })
 }
 
 // answerTTL returns the TTL of the A answer for api.pool.domain.tld, or -1.

@@ -40,7 +40,7 @@ func startQueryLoad(addr string) *queryLoad {
 			case <-tick.C:
 			}
 			l.total.Add(1)
-			if query(addr) != dns.RcodeSuccess && query(addr) != dns.RcodeSuccess {
+			if testenv.Rcode(addr) != dns.RcodeSuccess && testenv.Rcode(addr) != dns.RcodeSuccess {
 				l.failed.Add(1)
 			}
 		}
@@ -131,7 +131,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	if !strings.Contains(logs, "listeners moved") || strings.Contains(logs, "next restart") {
 		t.Errorf("reload log lacks the move, or defers a key to a restart:\n%s", logs)
 	}
-	if rc := query(dns2); rc != dns.RcodeSuccess {
+	if rc := testenv.Rcode(dns2); rc != dns.RcodeSuccess {
 		t.Errorf("new DNS address %s: rcode %d, want NOERROR", dns2, rc)
 	}
 	if got := nsidOf(t, s.DNSAddr); got != "" {
@@ -165,7 +165,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	load = startQueryLoad(dns2)
 	step2 := rep(step1, fmt.Sprintf("listen = [%q, %q]", s.DNSAddr, dns2), fmt.Sprintf("listen = [%q]", dns2))
 	testenv.Reload(t, d, s.CfgPath, step2, "configuration reloaded")
-	if rc := query(s.DNSAddr); rc != -1 {
+	if rc := testenv.Rcode(s.DNSAddr); rc != -1 {
 		t.Errorf("dropped DNS address %s still answers: rcode %d", s.DNSAddr, rc)
 	}
 
@@ -184,7 +184,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	if !strings.Contains(logs, "agent.listen") {
 		t.Errorf("refused reload does not name agent.listen:\n%s", logs)
 	}
-	if rc := query(dns3); rc != -1 {
+	if rc := testenv.Rcode(dns3); rc != -1 {
 		t.Errorf("DNS address %s of a refused reload answers: rcode %d", dns3, rc)
 	}
 	if ttl := answerTTL(dns2); ttl != 5 {
@@ -225,7 +225,7 @@ func TestReloadMovesListeners(t *testing.T) {
 			t.Errorf("reload log lacks %q:\n%s", want, logs)
 		}
 	}
-	if rc := query(dns2); rc != dns.RcodeSuccess {
+	if rc := testenv.Rcode(dns2); rc != dns.RcodeSuccess {
 		t.Errorf("DNS on %s after the same-port move: rcode %d", dns2, rc)
 	}
 	if r := testenv.AgentAsk(agent2, "api/s1"); !strings.HasSuffix(r, "%") {

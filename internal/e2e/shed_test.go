@@ -33,7 +33,7 @@ func shedCount(t *testing.T, addr string, n int) int {
 	t.Helper()
 	refused := 0
 	for i := range n {
-		switch rc := query(addr); rc {
+		switch rc := testenv.Rcode(addr); rc {
 		case dns.RcodeRefused:
 			refused++
 		case dns.RcodeSuccess:
@@ -48,7 +48,7 @@ func shedCount(t *testing.T, addr string, n int) int {
 // healthy) hands out the service name's address at least once.
 func waitServed(t *testing.T, addr string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, "restarted daemon serves", func() bool { return query(addr) == dns.RcodeSuccess })
+	testenv.Eventually(t, 10*time.Second, "restarted daemon serves", func() bool { return testenv.Rcode(addr) == dns.RcodeSuccess })
 }
 
 // TestManualShedThroughDaemon drives `spdu-haproxy shed` against the real
