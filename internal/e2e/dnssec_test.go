@@ -198,7 +198,8 @@ func startSignedSites(t *testing.T, ss *testenv.Sites, names []string) []*signed
 }
 
 // startWith writes the site's configuration with the [dnssec] table sec
-// and starts its daemon.
+// and starts its daemon, killed at t's cleanup (the end of a key
+// combination's subtest, before the next one starts its daemons).
 func (s *signedSite) startWith(t *testing.T, sec string) {
 	t.Helper()
 	s.Config.Extra = s.extra + sec
@@ -291,11 +292,6 @@ func validatedMatrix(t *testing.T, mode string, sites []*signedSite, alg string,
 		}
 		s.startWith(t, testenv.DNSSECTable(keys[i:i+1], peers, ""))
 	}
-	defer func() {
-		for _, s := range sites {
-			s.Daemon.Kill()
-		}
-	}()
 	for _, s := range sites {
 		wantA, _ := s.addrs(mode, sites)
 		testenv.Eventually(t, 15*time.Second, s.Name+" serves every healthy site", func() bool {
