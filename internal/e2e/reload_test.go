@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,7 +91,7 @@ func TestReloadMovesListeners(t *testing.T) {
 	s := startLiveSite(t, "0s")
 	d := s.startServing(t)
 	orig := s.configText(t)
-	ctl1 := regexp.MustCompile(`socket = "([^"]*control\.sock)"`).FindStringSubmatch(orig)[1]
+	ctl1 := filepath.Join(s.Config.Dir, "control.sock")
 	ctlRun := func(socket string, args ...string) (string, error) {
 		code, out := testenv.RunBinary(t, append(args[:1:1], append([]string{"-socket", socket}, args[1:]...)...)...)
 		if code != 0 {
