@@ -309,7 +309,7 @@ func validatedMatrix(t *testing.T, mode string, sites []*signedSite, alg string,
 
 	// The DS records a parent would publish, from `spdu-haproxy ds`, checked
 	// against BIND's dnssec-dsfromkey.
-	ds := dsOf(t, sites[0].CfgPath)
+	ds := testenv.DS(t, sites[0].CfgPath)
 	checkDS(t, ds, slices.Compact(slices.Clone(keys)))
 	a := anchors{ds: ds}
 	if shared {
@@ -397,33 +397,6 @@ func contains(out, s string) string {
 	return ""
 }
 
-// dsOf returns the DS records `spdu-haproxy ds -config cfgPath` prints.
-func dsOf(t *testing.T, cfgPath string) []*dns.DS {
-	t.Helper()
-	code, out := testenv.RunBinary(t, "ds", "-config", cfgPath)
-	if code != 0 {
-		t.Fatalf("ds: exit %d:\n%s", code, out)
-	}
-	return parseDS(t, out)
-}
-
-func parseDS(t *testing.T, text string) []*dns.DS {
-	t.Helper()
-	var out []*dns.DS
-	zp := dns.NewZoneParser(strings.NewReader(text), "", "")
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		d, isDS := rr.(*dns.DS)
-		if !isDS {
-			t.Fatalf("not a DS record: %s\nin:\n%s", rr, text)
-		}
-		out = append(out, d)
-	}
-	if err := zp.Err(); err != nil {
-		t.Fatalf("DS records do not parse: %v\n%s", err, text)
-	}
-	return out
-}
-
 // dsID is a DS record without TTL: owner, key tag, algorithm, digest type
 // and digest, as a parent compares them.
 func dsID(d *dns.DS) string {
@@ -440,7 +413,7 @@ func checkDS(t *testing.T, ds []*dns.DS, keys []string) {
 		if err != nil {
 			t.Fatalf("dnssec-dsfromkey -2 %s.key: %v\n%s", k, err, out)
 		}
-		for _, d := range parseDS(t, out) {
+		for _, d := range testenv.ParseDS(t, out) {
 			want = append(want, dsID(d))
 		}
 	}

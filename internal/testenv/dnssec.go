@@ -52,6 +52,43 @@ func ReadDNSKEY(t testing.TB, base string) *dns.DNSKEY {
 	return nil
 }
 
+// DS runs `spdu-haproxy ds -config cfgPath` with the built daemon and
+// returns the DS records it prints, in order. It fails the test unless the
+// command exits 0 and prints at least one DS record, and on any line that
+// is neither a DS record nor a comment or blank (see ParseDS).
+func DS(t testing.TB, cfgPath string) []*dns.DS {
+	t.Helper()
+	code, out := RunBinary(t, "ds", "-config", cfgPath)
+	if code != 0 {
+		t.Fatalf("ds -config %s: exit %d:\n%s", cfgPath, code, out)
+	}
+	return ParseDS(t, out)
+}
+
+// ParseDS returns the DS records of text, one a line, as `spdu-haproxy
+// ds` and BIND's dnssec-dsfromkey print them. Blank lines and comment
+// lines (";") are skipped; any other line that is not one DS record fails
+// the test, as does text without a DS record.
+func ParseDS(t testing.TB, text string) []*dns.DS {
+	t.Helper()
+	var out []*dns.DS
+	for _, line := range strings.Split(text, "\n") {
+		if l := strings.TrimSpace(line); l == "" || strings.HasPrefix(l, ";") {
+			continue
+		}
+		rr, err := dns.NewRR(line)
+		d, ok := rr.(*dns.DS)
+		if err != nil || !ok {
+			t.Fatalf("not a DS record (%v): %q\nin:\n%s", err, line, text)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no DS record in:\n%s", text)
+	}
+	return out
+}
+
 // DNSSECTable returns a [dnssec] table of the daemon's configuration: own
 // keys and peer keys (base paths), and dnskey_ttl when not "".
 func DNSSECTable(keys, peers []string, dnskeyTTL string) string {
