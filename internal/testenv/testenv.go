@@ -176,7 +176,9 @@ func StartHAProxy(t testing.TB, cfg string) *HAProxy {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(HAProxyBinary, "-c", "-q", "-f", path).CombinedOutput(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, HAProxyBinary, "-c", "-q", "-f", path).CombinedOutput(); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s\n%s", err, out, cfg)
 	}
 	h.start(t, path)
