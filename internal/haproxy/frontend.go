@@ -2,7 +2,6 @@ package haproxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -107,18 +106,4 @@ func (r statRow) frontend() (FrontendStats, error) {
 		return FrontendStats{}, err
 	}
 	return f, nil
-}
-
-// ShowFrontend runs `show stat <frontend> 1 -1` (management guide §9.3
-// "show stat"; 1 = frontends) and parses it with ParseFrontend. It returns
-// when ctx is done at the latest.
-func (r *Runtime) ShowFrontend(ctx context.Context, frontend string) (FrontendStats, error) {
-	if !validName(frontend) {
-		return FrontendStats{}, fmt.Errorf("show stat: bad frontend name %q", frontend)
-	}
-	out, err := r.Execute(ctx, "show stat "+frontend+" 1 -1")
-	if err != nil {
-		return FrontendStats{}, err
-	}
-	return ParseFrontend([]byte(out), frontend)
 }
