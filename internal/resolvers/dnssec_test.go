@@ -146,21 +146,7 @@ func dsRecords(t *testing.T, s *site, sec string) []*dns.DS {
 	if err := os.WriteFile(path, []byte(c.Text(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out := testenv.RunBinary(t, "ds", "-config", path)
-	if code != 0 {
-		t.Fatalf("ds: exit %d:\n%s", code, out)
-	}
-	var ds []*dns.DS
-	zp := dns.NewZoneParser(strings.NewReader(out), "", "")
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		if d, ok := rr.(*dns.DS); ok {
-			ds = append(ds, d)
-		}
-	}
-	if err := zp.Err(); err != nil || len(ds) == 0 {
-		t.Fatalf("ds printed no DS records (%v):\n%s", err, out)
-	}
-	return ds
+	return testenv.DS(t, path)
 }
 
 // reload writes the [dnssec] table sec into s's configuration, sends
