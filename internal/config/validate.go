@@ -521,10 +521,6 @@ func (d *DNSSEC) validate() error {
 	if err := dnssec.CheckTiming(v, r); err != nil {
 		return fmt.Errorf("dnssec.signature_validity and dnssec.refresh: %w", err)
 	}
-	if v < time.Hour+r {
-		// A failed refresh is retried until an hour before expiry.
-		return fmt.Errorf("dnssec.signature_validity: %s leaves less than an hour between a refresh (%s) and expiry", v, r)
-	}
 	if t := d.DNSKEYTTL.Duration; t <= 0 || t%time.Second != 0 || t > math.MaxInt32*time.Second {
 		return fmt.Errorf("dnssec.dnskey_ttl: %s must be whole seconds, above zero", t)
 	}

@@ -120,6 +120,7 @@ func TestCheckTiming(t *testing.T) {
 	}{
 		{DefaultValidity, DefaultRefresh, ""},
 		{2 * time.Hour, time.Hour, ""},
+		{2*time.Hour - time.Second, time.Hour, "leaves less than 1h0m0s between a refresh (1h0m0s) and expiry"},
 		{DefaultValidity, 0, "refresh 0s must be above zero"},
 		{DefaultValidity, -time.Hour, "must be above zero"},
 		{7 * day, 7 * day, "must be longer than refresh"},

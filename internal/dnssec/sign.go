@@ -20,21 +20,29 @@ const (
 	// DefaultRefresh is the default remaining validity under which
 	// signatures are made anew (the refresh setting).
 	DefaultRefresh = 7 * 24 * time.Hour
+	// ExpiryMargin is how long before its signatures expire a signer that
+	// could not refresh them stops serving them (a validator calls an
+	// expired signature bogus); a failed refresh is retried until then.
+	ExpiryMargin = time.Hour
 	// maxValidity keeps the expiration within the RFC 1982 serial number
 	// window of 2^31 seconds from the inception (RFC 4034 section 3.1.5).
 	maxValidity = (math.MaxInt32 - 1) * time.Second
 )
 
-// CheckTiming checks a signature validity and refresh pair: 0 < refresh <
-// validity, and validity + Backdate below 2^31 seconds (about 68 years,
+// CheckTiming checks a signature validity and refresh pair: 0 < refresh,
+// refresh + ExpiryMargin <= validity (a failed refresh has that long to
+// succeed), and validity + Backdate below 2^31 seconds (about 68 years,
 // RFC 4034 section 3.1.5). Otherwise signatures would be refreshed at every
-// check, or their times would be ambiguous. The error names the values.
+// check, withdrawn as soon as refreshing failed, or their times would be
+// ambiguous. The error names the values.
 func CheckTiming(validity, refresh time.Duration) error {
 	switch {
 	case refresh <= 0:
 		return fmt.Errorf("refresh %s must be above zero", refresh)
 	case validity <= refresh:
 		return fmt.Errorf("signature validity %s must be longer than refresh %s", validity, refresh)
+	case validity < refresh+ExpiryMargin:
+		return fmt.Errorf("signature validity %s leaves less than %s between a refresh (%s) and expiry", validity, ExpiryMargin, refresh)
 	case validity+Backdate > maxValidity:
 		return fmt.Errorf("signature validity %s is too long: at most %s", validity, maxValidity-Backdate)
 	}

@@ -41,13 +41,14 @@ type Signing struct {
 const DefaultDNSKEYTTL = time.Hour
 
 // resignRetry is how long the server waits to retry a failed re-signing,
-// and expiryMargin how long before its signatures expire a site that could
-// not re-sign stops serving them and answers the withdraw rcode instead
-// (a validator calls an expired signature bogus, a SERVFAIL for every one
-// of its clients; a REFUSED sends them to another site).
+// and expiryMargin (dnssec.ExpiryMargin) how long before its signatures
+// expire a site that could not re-sign stops serving them and answers the
+// withdraw rcode instead (a validator calls an expired signature bogus, a
+// SERVFAIL for every one of its clients; a REFUSED sends them to another
+// site).
 const (
 	resignRetry  = time.Minute
-	expiryMargin = time.Hour
+	expiryMargin = dnssec.ExpiryMargin
 )
 
 // zoneSigning is Signing resolved, in the zone.
