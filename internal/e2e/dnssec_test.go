@@ -28,24 +28,13 @@ import (
 // poolZone is the zone testenv's configurations serve.
 const poolZone = "pool.domain.tld."
 
-// tool returns the path of an external validator, failing the test when
-// it is not installed.
-func tool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found (%v): install the Debian package %s", name, err, pkg)
-	}
-	return p
-}
-
 // runTool runs a validator with a 20 s bound and returns its combined
 // output and error.
 func runTool(t *testing.T, name, pkg string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, tool(t, name, pkg), args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, testenv.RequireTool(t, name, pkg), args...).CombinedOutput()
 	return string(out), err
 }
 

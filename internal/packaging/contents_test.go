@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
 // entry is one file of a package as its archive lists it.
@@ -123,7 +124,7 @@ func TestDebContents(t *testing.T) {
 // relations: only the user tools its %pre runs, HAProxy recommended.
 func TestRPMContents(t *testing.T) {
 	p := packages(t)
-	requireTool(t, "rpm", "rpm")
+	testenv.RequireTool(t, "rpm", "rpm")
 	stdout, stderr, err := run(t, time.Minute, "", nil, "rpm", "-qp",
 		"--qf", `[%{FILEMODES:perms} %{FILEUSERNAME}/%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES}\n]`, p.RPM)
 	if err != nil {
@@ -158,7 +159,7 @@ func TestRPMContents(t *testing.T) {
 // overrides in packaging/deb/lintian-overrides say why each is there.
 func TestDebLintian(t *testing.T) {
 	p := packages(t)
-	lintian := requireTool(t, "lintian", "lintian")
+	lintian := testenv.RequireTool(t, "lintian", "lintian")
 	start := time.Now()
 	// Overridden tags are not shown (--show-overrides would make them fail).
 	stdout, stderr, err := run(t, 5*time.Minute, "", nil, lintian, "--fail-on", "error,warning", "--display-info", p.Deb)

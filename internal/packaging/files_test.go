@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
 // TestPackagedVersion checks that the packaged binary prints the package's
@@ -119,7 +120,7 @@ func TestPackagedConfig(t *testing.T) {
 // docs/spdu-haproxy.8.md.
 func TestManPage(t *testing.T) {
 	p := packages(t)
-	requireTool(t, "man", "man-db")
+	testenv.RequireTool(t, "man", "man-db")
 	root := extractDeb(t, p.Deb)
 	page := filepath.Join(root, "usr/share/man/man8/spdu-haproxy.8.gz")
 	env := append(os.Environ(), "LC_ALL=C.UTF-8", "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat", "MAN_KEEP_FORMATTING=")

@@ -3,6 +3,8 @@ package packaging
 import (
 	"strings"
 	"testing"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
 // fillConfig replaces the packaged configuration's placeholders in place
@@ -64,7 +66,7 @@ root:root 644 /usr/lib/systemd/system/spdu-haproxy.service
 // enablement, and keeps the user.
 func TestDebInstall(t *testing.T) {
 	p := packages(t)
-	requireTool(t, "systemd-analyze", "systemd")
+	testenv.RequireTool(t, "systemd-analyze", "systemd")
 	r := newScratchRoot(t)
 	deb := r.copyIn(t, p.Deb)
 	r.must(t, "user absent before install", "! getent passwd spdu-haproxy")
@@ -102,7 +104,7 @@ func TestDebInstall(t *testing.T) {
 // erase keeping an edited configuration as .rpmsave and the drain state.
 func TestRPMInstall(t *testing.T) {
 	p := packages(t)
-	requireTool(t, "rpm", "rpm")
+	testenv.RequireTool(t, "rpm", "rpm")
 	r := newScratchRoot(t)
 	rpm := r.copyIn(t, p.RPM)
 	r.must(t, "user absent before install", "! getent passwd spdu-haproxy")

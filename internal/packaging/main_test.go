@@ -108,18 +108,6 @@ func buildPackages() (builtPackages, error) {
 	return b, nil
 }
 
-// requireTool fails the test when an executable is missing: scripts/deps.sh
-// (make deps, run by make test and .ci/run) installs every tool these tests
-// run, so a missing one is a broken setup, not a reason to skip.
-func requireTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: install Debian's %s package (scripts/deps.sh does: make deps)", name, debianPackage)
-	}
-	return p
-}
-
 // run runs a command with a deadline and returns its stdout and stderr.
 func run(t *testing.T, timeout time.Duration, dir string, env []string, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()

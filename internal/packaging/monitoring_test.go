@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spdu/spdu-haproxy/internal/testenv"
 )
 
 // TestDashboardModel checks that the Grafana dashboard imports anywhere: a
@@ -97,7 +99,7 @@ func TestDashboardModel(t *testing.T) {
 // runs the rules' unit tests (spdu-haproxy-rules.test.yml), which must
 // test every alert.
 func TestPromQL(t *testing.T) {
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.RequireTool(t, "promtool", "prometheus")
 	// The dashboard's queries as recording rules, so that promtool parses
 	// them.
 	var b strings.Builder

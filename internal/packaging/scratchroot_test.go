@@ -39,8 +39,8 @@ exec cat >/dev/null
 
 func newScratchRoot(t *testing.T) *scratchRoot {
 	t.Helper()
-	requireTool(t, "unshare", "util-linux")
-	requireTool(t, "nsenter", "util-linux")
+	testenv.RequireTool(t, "unshare", "util-linux")
+	testenv.RequireTool(t, "nsenter", "util-linux")
 	if os.Geteuid() != 0 {
 		t.Fatal("the install tests mount an overlay of / in their own mount namespace and need root (CI runs as root)")
 	}

@@ -93,3 +93,15 @@ func Reload(t testing.TB, p *Process, path, text, want string) string {
 	})
 	return p.Output()[mark:]
 }
+
+// RequireTool returns the path of the command name on PATH, or fails the
+// test naming Debian's package that has it (scripts/deps.sh installs every
+// package the tests need: make deps).
+func RequireTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found: install Debian's %s package (scripts/deps.sh does: make deps)", name, debianPackage)
+	}
+	return p
+}
